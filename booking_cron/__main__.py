@@ -1,0 +1,3 @@
+from booking_cron.cli import app
+
+app(prog_name="booking-cron")

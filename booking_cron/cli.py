@@ -1,0 +1,140 @@
+"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, demo)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from booking_cron import database, schema
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Schema commands.")
+app.add_typer(db_app, name="db")
+console = Console(stderr=False)
+errors = Console(stderr=True)
+
+
+def parse_time(value: Optional[str]) -> Optional[datetime]:
+    """ISO 8601 with an offset, as the contract says; a naive time is refused, not guessed."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not ISO 8601 (e.g. 2026-11-24T09:00:00+00:00)")
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} has no UTC offset (e.g. 2026-11-24T09:00:00+00:00)")
+    return when
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema; safe to repeat."""
+    applied = schema.upgrade(database.resolve_url())
+    console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@app.command("seed")
+def seed_command(
+    orgs: int = typer.Option(3, help="number of orgs"),
+    clients: int = typer.Option(40, help="number of clients (all orgs)"),
+    bookings: int = typer.Option(200, help="number of bookings (all orgs)"),
+    seed: int = typer.Option(7, help="random seed"),
+    at: Optional[str] = typer.Option(None, help="the time T the data is centred on (ISO 8601, default now)"),
+) -> None:
+    """Realistic synthetic data around T (applies pending migrations first)."""
+    from booking_cron.seed import seed as load_seed
+
+    url = database.resolve_url()
+    schema.upgrade(url)
+    with database.connection(url) as conn:
+        counts = load_seed(conn, orgs=orgs, clients=clients, bookings=bookings, seed=seed,
+                           at=parse_time(at) or datetime.now(timezone.utc))
+    console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, {counts.bookings} bookings")
+
+
+def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run") -> int:
+    from flows.tick import tick
+    from booking_cron.report import print_summary, results_frame
+
+    state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, return_state=True)
+    if not state.is_completed():
+        message = state.message or state.name
+        if as_json:
+            print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, "error": message}))
+        errors.print(f"[red]tick failed[/]: {message}")
+        return 1
+    summary = state.result()
+    if as_json:
+        print(json.dumps(summary))
+        return 0
+    with database.connection() as conn:
+        results = results_frame(conn, run_id=summary["flow_run_id"])  # empty for a dry run
+    print_summary(console, summary, results)
+    return 0
+
+
+@app.command("run")
+def run_command(
+    at: Optional[str] = typer.Option(None, help="tick time T (ISO 8601 with offset; default now)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="report what the tick would do; write nothing"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """One tick at T as a Prefect flow run."""
+    raise typer.Exit(run_tick(parse_time(at), dry_run, as_json))
+
+
+@app.command("results")
+def results_command(
+    run: Optional[str] = typer.Option(None, "--run", help="flow run id"),
+    booking: Optional[str] = typer.Option(None, "--booking", help="booking id"),
+    as_json: bool = typer.Option(False, "--json"),
+    as_csv: bool = typer.Option(False, "--csv"),
+) -> None:
+    """Per-booking results from the database."""
+    from booking_cron.report import results_frame
+
+    with database.connection() as conn:
+        frame = results_frame(conn, run_id=run, booking_id=booking)
+    if as_json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    elif as_csv:
+        print(frame.to_csv(index=False), end="")
+    elif frame.empty:
+        console.print("no results")
+    else:
+        console.print(frame.to_string(index=False, max_colwidth=36))
+
+
+@app.command("audit")
+def audit_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the invariants; exit 1 listing each violation."""
+    from booking_cron.audit import CHECKS, audit
+
+    with database.connection() as conn:
+        violations = audit(conn)
+    if as_json:
+        print(json.dumps({"ok": not violations, "checks": [name for name, _ in CHECKS],
+                          "violations": [v.as_dict() for v in violations]}))
+    elif violations:
+        for v in violations:
+            console.print(f"[red]VIOLATION[/] {v.invariant}: {v.subject}: {v.detail}")
+    else:
+        console.print(f"audit: all {len(CHECKS)} invariants hold")
+    raise typer.Exit(1 if violations else 0)
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Everything on embedded defaults: a fresh demo database, seed, two ticks, audit."""
+    from booking_cron.demo import run_demo
+
+    raise typer.Exit(run_demo(console))
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,54 @@
+"""Everything booking-cron reads from the environment, with its local default, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(".data")
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    api_url: str = DEFAULT_TWILIO_API_URL
+
+    def __repr__(self) -> str:  # never print the token
+        return f"TwilioSettings(account_sid={self.account_sid!r}, api_url={self.api_url!r})"
+
+
+def database_url_from_env() -> str | None:
+    """The bookings database named by DATABASE_URL; None means the embedded server."""
+    return os.environ.get("DATABASE_URL") or None
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("BOOKING_CRON_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def twilio_settings_from_env() -> TwilioSettings | None:
+    sid = os.environ.get("TWILIO_ACCOUNT_SID")
+    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    if not sid or not token:
+        return None
+    return TwilioSettings(sid, token, os.environ.get("TWILIO_API_URL") or DEFAULT_TWILIO_API_URL)
+
+
+def batch_size() -> int:
+    """Bookings per deduction batch (one Prefect task and one SQL statement per batch)."""
+    return int(os.environ.get("BOOKING_CRON_BATCH_SIZE", "5000"))
+
+
+def retry_delays() -> list[float]:
+    """Seconds between a task's retries (three retries); tests shorten them."""
+    raw = os.environ.get("BOOKING_CRON_RETRY_DELAYS", "2,5,15")
+    delays = [float(x) for x in raw.split(",") if x.strip()]
+    return (delays * 3)[:3] if delays else [0.0, 0.0, 0.0]
+
+
+def db_timeout() -> float:
+    """Seconds to wait for a database connection before the attempt fails (and retries)."""
+    return float(os.environ.get("BOOKING_CRON_DB_TIMEOUT", "10"))

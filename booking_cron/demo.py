@@ -1,0 +1,48 @@
+"""`demo`: the README's first command, end to end on embedded defaults.
+
+A fresh database on the embedded server (never the user's DATABASE_URL), seeded around now,
+then two ticks (the second must deduct nothing new) and the audit.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from rich.console import Console
+
+from booking_cron import database, schema
+from booking_cron.audit import audit
+from booking_cron.seed import seed
+
+DEMO_DATABASE = "booking_cron_demo"
+
+
+def run_demo(console: Console) -> int:
+    from booking_cron.cli import run_tick
+
+    console.rule("booking-cron demo")
+    server = database.embedded_url()
+    url = database.create_database(server, DEMO_DATABASE, replace=True)
+    os.environ["DATABASE_URL"] = url
+    schema.upgrade(url)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    with database.connection(url) as conn:
+        counts = seed(conn, orgs=3, clients=40, bookings=200, seed=7, at=now)
+    console.print(f"embedded PostgreSQL under {database.config.data_dir()}/pg, database {DEMO_DATABASE}")
+    console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, "
+                  f"{counts.bookings} bookings around {now.isoformat()}")
+
+    console.rule("first tick")
+    if run_tick(now, dry_run=False, as_json=False, trigger="demo"):
+        return 1
+    console.rule("second tick, same time: nothing new to complete or deduct")
+    if run_tick(now, dry_run=False, as_json=False, trigger="demo"):
+        return 1
+
+    with database.connection(url) as conn:
+        violations = audit(conn)
+    for v in violations:
+        console.print(f"[red]VIOLATION[/] {v.invariant}: {v.subject}: {v.detail}")
+    console.print("audit: " + ("all invariants hold" if not violations else f"{len(violations)} violation(s)"))
+    return 1 if violations else 0

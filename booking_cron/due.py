@@ -1,0 +1,76 @@
+"""Pure decisions about due bookings: which to complete, which to deduct, in what batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class DueBooking:
+    id: str
+    purchase_id: str | None
+    start_time: datetime
+    end_time: datetime
+    completed_earlier: bool = False  # completed by an interrupted tick, deduction still owed
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    booking_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Triage:
+    to_complete: list[DueBooking]
+    to_deduct_only: list[DueBooking]
+    rejected: list[Rejected]
+
+
+def triage(due: Iterable[DueBooking]) -> Triage:
+    """Split fetched bookings into new completions, owed deductions and rows too broken to touch."""
+    to_complete: list[DueBooking] = []
+    to_deduct_only: list[DueBooking] = []
+    rejected: list[Rejected] = []
+    for booking in due:
+        if booking.end_time < booking.start_time:
+            rejected.append(Rejected(booking.id, "end_before_start"))
+        elif booking.completed_earlier:
+            to_deduct_only.append(booking)
+        else:
+            to_complete.append(booking)
+    return Triage(to_complete, to_deduct_only, rejected)
+
+
+def on_a_pack(bookings: Iterable[DueBooking]) -> list[DueBooking]:
+    return [b for b in bookings if b.purchase_id is not None]
+
+
+def deduction_batches(bookings: Sequence[DueBooking], size: int) -> list[list[DueBooking]]:
+    """Batches of about `size` bookings, ordered by pack, never splitting a pack's bookings.
+
+    Keeping a pack in one batch makes each batch's outcome independent of the others (so a
+    dry run, which rolls every batch back, reports exactly what a real tick would do).
+    """
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    ordered = sorted(bookings, key=lambda b: (b.purchase_id or "", b.end_time, b.id))
+    batches: list[list[DueBooking]] = []
+    current: list[DueBooking] = []
+    for booking in ordered:
+        if len(current) >= size and booking.purchase_id != current[-1].purchase_id:
+            batches.append(current)
+            current = []
+        current.append(booking)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def chunks(items: Sequence, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk

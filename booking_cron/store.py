@@ -1,0 +1,179 @@
+"""The bookings store: every read and write the tick makes to PostgreSQL, one method each.
+
+Each write is one set-based statement over an id array, in its own transaction. With
+dry_run the transaction is rolled back, so a dry run reports exactly what a tick would do.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Iterator, Sequence
+
+import psycopg
+
+from booking_cron import database
+from booking_cron.due import DueBooking, Rejected
+from booking_cron.results import COMPLETE, DEDUCT, StepResult
+
+FETCH_DUE = """
+select b.id::text, b.purchase_id::text, b.start_time, b.end_time, false
+from public.bookings b
+where b.status = 'confirmed' and b.end_time <= %(tick_at)s
+union all
+select b.id::text, b.purchase_id::text, b.start_time, b.end_time, true
+from public.tick_completions tc
+join public.bookings b on b.id = tc.booking_id
+where tc.deduction is null
+"""
+
+COMPLETE_BOOKINGS = """
+with done as (
+  update public.bookings b
+  set status = 'completed', updated_at = now()
+  where b.id = any(%(ids)s::uuid[]) and b.status = 'confirmed'
+  returning b.id, b.purchase_id
+),
+marked as (
+  insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
+  select d.id, d.purchase_id, %(run)s, case when d.purchase_id is null then 'no_pack' end
+  from done d
+  on conflict (booking_id) do nothing
+),
+outcomes as (
+  select d.id, 'complete' as step, 'completed' as outcome, null as reason from done d
+  union all
+  select d.id, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
+  union all
+  select x.id, 'complete', 'skipped', 'no_longer_confirmed'
+  from unnest(%(ids)s::uuid[]) as x(id)
+  where not exists (select 1 from done d where d.id = x.id)
+),
+recorded as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s, o.id, o.step, o.outcome, o.reason from outcomes o
+  on conflict do nothing
+)
+select o.id::text, o.step, o.outcome, o.reason from outcomes o
+"""
+
+DEDUCT_SESSIONS = """
+with outcome as (
+  select u.booking_id, u.outcome from public.use_sessions(%(purchases)s::uuid[], %(ids)s::uuid[]) u
+),
+marked as (
+  update public.tick_completions tc
+  set deduction = coalesce(tc.deduction, o.outcome)
+  from outcome o
+  where tc.booking_id = o.booking_id
+),
+recorded as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s, o.booking_id,
+         'deduct',
+         case when o.outcome = 'deducted' then 'deducted' else 'not_deducted' end,
+         nullif(o.outcome, 'deducted')
+  from outcome o
+  on conflict do nothing
+)
+select o.booking_id::text, o.outcome from outcome o
+"""
+
+RECORD_RESULTS = """
+insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason, detail)
+select %(run)s, r.booking_id, r.step, r.outcome, r.reason, r.detail
+from unnest(%(ids)s::uuid[], %(steps)s::text[], %(outcomes)s::text[], %(reasons)s::text[], %(details)s::jsonb[])
+  as r(booking_id, step, outcome, reason, detail)
+on conflict (flow_run_id, booking_id, step)
+  do update set outcome = excluded.outcome, reason = excluded.reason, detail = excluded.detail,
+                recorded_at = now()
+"""
+
+
+class BookingStore:
+    """PostgreSQL through psycopg 3; `url=None` means DATABASE_URL or the embedded server."""
+
+    def __init__(self, url: str | None = None):
+        self.url = database.resolve_url(url)
+
+    @contextmanager
+    def _transaction(self, dry_run: bool = False) -> Iterator[psycopg.Cursor]:
+        with database.connection(self.url) as conn:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    yield cur
+                    if dry_run:
+                        raise psycopg.Rollback()
+
+    def fetch_due(self, tick_at: datetime) -> list[DueBooking]:
+        with self._transaction() as cur:
+            cur.execute(FETCH_DUE, {"tick_at": tick_at})
+            return [DueBooking(*row) for row in cur]
+
+    def complete(self, run_id: str, booking_ids: Sequence[str], dry_run: bool = False) -> list[StepResult]:
+        if not booking_ids:
+            return []
+        with self._transaction(dry_run) as cur:
+            cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id})
+            return [StepResult(*row) for row in cur]
+
+    def deduct(self, run_id: str, bookings: Sequence[DueBooking], dry_run: bool = False) -> list[StepResult]:
+        """use_sessions over one batch; every booking gets an outcome."""
+        if not bookings:
+            return []
+        params = {
+            "purchases": [b.purchase_id for b in bookings],
+            "ids": [b.id for b in bookings],
+            "run": run_id,
+        }
+        with self._transaction(dry_run) as cur:
+            cur.execute(DEDUCT_SESSIONS, params)
+            return [
+                StepResult(booking_id, DEDUCT, "deducted" if outcome == "deducted" else "not_deducted",
+                           None if outcome == "deducted" else outcome)
+                for booking_id, outcome in cur
+            ]
+
+    def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False) -> None:
+        if not results:
+            return
+        with self._transaction(dry_run) as cur:
+            cur.execute(RECORD_RESULTS, {
+                "run": run_id,
+                "ids": [r.booking_id for r in results],
+                "steps": [r.step for r in results],
+                "outcomes": [r.outcome for r in results],
+                "reasons": [r.reason for r in results],
+                "details": [json.dumps(r.detail) if r.detail is not None else None for r in results],
+            })
+
+    def record_rejections(self, run_id: str, rejected: Sequence[Rejected], dry_run: bool = False) -> list[StepResult]:
+        results = [StepResult(r.booking_id, COMPLETE, "rejected", r.reason) for r in rejected]
+        self.record_results(run_id, results, dry_run)
+        return results
+
+    def start_run(self, run_id: str, tick_at: datetime, trigger: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                """insert into public.tick_runs (flow_run_id, tick_at, trigger) values (%s, %s, %s)
+                   on conflict (flow_run_id) do update set state = 'running', finished_at = null""",
+                (run_id, tick_at, trigger),
+            )
+
+    def finish_run(self, run_id: str, state: str, summary: dict | None) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                """update public.tick_runs set state = %s, finished_at = now(), summary = %s
+                   where flow_run_id = %s""",
+                (state, json.dumps(summary) if summary is not None else None, run_id),
+            )
+
+    def run_results(self, run_id: str) -> list[StepResult]:
+        with self._transaction() as cur:
+            cur.execute(
+                """select booking_id::text, step, outcome, reason, detail from public.tick_results
+                   where flow_run_id = %s""",
+                (run_id,),
+            )
+            return [StepResult(*row) for row in cur]

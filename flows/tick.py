@@ -1,0 +1,115 @@
+"""The tick: complete the sessions that ended, deduct each from its pack once, text clients.
+
+Every step is a task at an I/O boundary with its retry policy beside it; every decision
+lives in a pure function in booking_cron; every write is one set-based SQL statement.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from booking_cron import config
+from booking_cron.due import DueBooking, Rejected, deduction_batches, on_a_pack, triage
+from booking_cron.results import COMPLETE, StepResult, summarize
+from booking_cron.store import BookingStore
+
+RETRIES = dict(retries=3, retry_delay_seconds=config.retry_delays(), retry_jitter_factor=0.5, cache_policy=NO_CACHE)
+
+
+def resolve_tick_at(tick_at: datetime | None) -> datetime:
+    """The as-of time: the parameter, else the scheduled time of this run, else now (UTC)."""
+    when = tick_at or flow_run.scheduled_start_time or datetime.now(timezone.utc)
+    if when.tzinfo is None:
+        raise ValueError("tick_at must carry a time zone offset")
+    return datetime.fromtimestamp(when.timestamp(), timezone.utc)
+
+
+def tick_run_name() -> str:
+    params = flow_run.parameters or {}
+    when = resolve_tick_at(params.get("tick_at"))
+    prefix = "dry-run tick" if params.get("dry_run") else "tick"
+    return f"{prefix} {when:%Y-%m-%d %H:%M} UTC"
+
+
+@task(task_run_name="fetch due bookings", **RETRIES)
+def fetch_due_bookings(tick_at: datetime) -> list[DueBooking]:
+    return BookingStore().fetch_due(tick_at)
+
+
+@task(task_run_name="record rejected bookings", **RETRIES)
+def record_rejections(run_id: str, rejected: list[Rejected], dry_run: bool) -> list[StepResult]:
+    return BookingStore().record_rejections(run_id, rejected, dry_run)
+
+
+@task(task_run_name="complete {count} bookings", **RETRIES)
+def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: bool) -> list[StepResult]:
+    return BookingStore().complete(run_id, booking_ids, dry_run)
+
+
+@task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
+def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> list[StepResult]:
+    return BookingStore().deduct(run_id, batch, dry_run)
+
+
+@task(task_run_name="record tick start", **RETRIES)
+def record_tick_start(run_id: str, tick_at: datetime, trigger: str) -> None:
+    BookingStore().start_run(run_id, tick_at, trigger)
+
+
+@task(task_run_name="summarize tick", **RETRIES)
+def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
+    store = BookingStore()
+    summary = summarize(run_id, tick_at.isoformat(), store.run_results(run_id)).as_dict()
+    store.finish_run(run_id, state, summary)
+    return summary
+
+
+@flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
+def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = "run") -> dict:
+    """One tick at `tick_at`. Returns the summary (counts); per-booking results are in tick_results."""
+    logger = get_run_logger()
+    tick_at = resolve_tick_at(tick_at)
+    run_id = str(flow_run.id)
+    if not dry_run:
+        record_tick_start(run_id, tick_at, trigger)
+
+    plan = triage(fetch_due_bookings(tick_at))
+    results = record_rejections(run_id, plan.rejected, dry_run)
+
+    ids = [b.id for b in plan.to_complete]
+    completion = complete_bookings(run_id, ids, len(ids), dry_run)
+    results += completion
+    completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
+    owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed] + on_a_pack(plan.to_deduct_only)
+
+    batches = deduction_batches(owed, config.batch_size())
+    futures = deduct_sessions.map(
+        unmapped(run_id), batches, range(1, len(batches) + 1), unmapped(len(batches)), unmapped(dry_run)
+    )
+    failed_batches = 0
+    for future in futures:
+        try:
+            results += future.result()
+        except Exception:
+            failed_batches += 1
+
+    if failed_batches:
+        summarize_tick(run_id, tick_at, "failed")
+        raise RuntimeError(
+            f"{failed_batches} of {len(batches)} deduct batches failed after retries; their bookings "
+            "stay owed and the next tick deducts them"
+        )
+    if dry_run:
+        summary = summarize(run_id, tick_at.isoformat(), results, dry_run=True).as_dict()
+    else:
+        summary = summarize_tick(run_id, tick_at, "finished")
+    logger.info(
+        "tick %s: %s completed, %s deducted, not deducted %s, rejected %s",
+        tick_at.isoformat(), summary["completed"], summary["deducted"], summary["not_deducted"], summary["rejected"],
+    )
+    return summary
