@@ -44,6 +44,34 @@ CHECKS: list[tuple[str, str]] = [
                   where r.state = 'finished' and r.started_at > tc.completed_at))
                or (tc.deduction = 'deducted' and not exists (
                   select 1 from public.session_usage su where su.booking_id = tc.booking_id)))"""),
+    ("one_text_per_booking_kind_schedule", """
+        select m.related_entity_id::text, format('%s %s texts sent for schedule %s', count(*), m.kind, coalesce(m.schedule_id::text, '-'))
+        from public.sms_messages m
+        where m.status in ('sent', 'delivered') and m.kind is not null
+        group by m.related_entity_id, m.kind, m.schedule_id having count(*) > 1"""),
+    ("no_text_after_expiry", """
+        select m.id::text, format('%s sent at %s, stale from %s', m.kind, m.sent_at, m.expires_at)
+        from public.sms_messages m
+        where m.status in ('sent', 'delivered') and m.sent_at >= m.expires_at"""),
+    ("no_text_to_a_suppressed_number", """
+        select m.id::text, format('%s sent after the number was suppressed (%s)', m.kind, x.reason)
+        from public.sms_messages m
+        join public.sms_suppression x on x.org_id = m.org_id and x.phone = m.to_phone
+        where m.status in ('sent', 'delivered') and x.created_at < m.sent_at"""),
+    ("no_text_in_quiet_hours", """
+        select m.id::text, format('%s sent at %s local', m.kind, (m.sent_at at time zone bs.timezone)::time)
+        from public.sms_messages m
+        join public.sms_settings s on s.org_id = m.org_id
+        join public.booking_settings bs on bs.org_id = m.org_id
+        cross join lateral (select extract(hour from m.sent_at at time zone bs.timezone)::int as h) local
+        where m.status in ('sent', 'delivered') and m.kind is not null
+          and bs.timezone in (select name from pg_timezone_names)
+          and ((s.quiet_hours_start < s.quiet_hours_end and local.h >= s.quiet_hours_start and local.h < s.quiet_hours_end)
+            or (s.quiet_hours_start > s.quiet_hours_end and (local.h >= s.quiet_hours_start or local.h < s.quiet_hours_end)))"""),
+    ("no_text_for_a_cancelled_booking", """
+        select m.id::text, format('%s sent at %s, booking cancelled at %s', m.kind, m.sent_at, b.cancelled_at)
+        from public.sms_messages m join public.bookings b on b.id = m.related_entity_id
+        where m.status in ('sent', 'delivered') and b.status = 'cancelled' and b.cancelled_at < m.sent_at"""),
 ]
 
 

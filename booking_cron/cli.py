@@ -136,5 +136,14 @@ def demo_command() -> None:
     raise typer.Exit(run_demo(console))
 
 
-def main() -> None:  # pragma: no cover
-    app()
+@app.command("sandbox")
+def sandbox_command(
+    port: int = typer.Option(8765, help="port to listen on (0: any free port)"),
+    latency: float = typer.Option(0.0, help="seconds added to every request"),
+    rate: Optional[float] = typer.Option(None, help="messages per second it accepts (429 beyond)"),
+    fault_rate: float = typer.Option(0.0, help="share of sends that hit a random fault"),
+) -> None:
+    """Run the local Twilio-compatible sandbox; point TWILIO_API_URL at it."""
+    from booking_cron.sandbox import serve_forever
+
+    serve_forever(port=port, latency=latency, rate_limit=rate, fault_rate=fault_rate)

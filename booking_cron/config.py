@@ -52,3 +52,26 @@ def retry_delays() -> list[float]:
 def db_timeout() -> float:
     """Seconds to wait for a database connection before the attempt fails (and retries)."""
     return float(os.environ.get("BOOKING_CRON_DB_TIMEOUT", "10"))
+
+
+def sms_rate() -> float:
+    """Messages per second the provider accepts (Twilio's per-sender throughput)."""
+    return float(os.environ.get("BOOKING_CRON_SMS_RATE", "10"))
+
+
+def sms_concurrency() -> int:
+    """Sends in flight at once: enough to reach the rate despite provider latency."""
+    return int(os.environ.get("BOOKING_CRON_SMS_CONCURRENCY", "8"))
+
+
+def sms_timeout() -> float:
+    return float(os.environ.get("BOOKING_CRON_SMS_TIMEOUT", "10"))
+
+
+def sms_backoff() -> float:
+    """Base seconds of the exponential backoff between send attempts (with jitter)."""
+    return float(os.environ.get("BOOKING_CRON_SMS_BACKOFF", "0.5"))
+
+
+def feedback_link() -> str:
+    return os.environ.get("BOOKING_CRON_FEEDBACK_URL", "https://book.example.com/feedback/{booking_id}")

@@ -61,7 +61,7 @@ def pool(url: str | None = None) -> ConnectionPool:
     with _lock:
         if url not in _pools:
             _pools[url] = ConnectionPool(
-                url, min_size=1, max_size=8, open=True, name="booking-cron", timeout=config.db_timeout(),
+                url, min_size=1, max_size=16, open=True, name="booking-cron", timeout=config.db_timeout(),
                 kwargs={"connect_timeout": max(1, int(config.db_timeout()))},
             )
         return _pools[url]

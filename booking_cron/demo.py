@@ -1,7 +1,8 @@
 """`demo`: the README's first command, end to end on embedded defaults.
 
 A fresh database on the embedded server (never the user's DATABASE_URL), seeded around now,
-then two ticks (the second must deduct nothing new) and the audit.
+the Twilio sandbox standing in for Twilio (with 100 ms of latency), then two ticks (the second
+must deduct and send nothing new), the texts the sandbox received, and the audit.
 """
 
 from __future__ import annotations
@@ -11,14 +12,36 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
+from rich.table import Table
+
 from booking_cron import database, schema
 from booking_cron.audit import audit
+from booking_cron.sandbox import TwilioSandbox
 from booking_cron.seed import seed
+from booking_cron.texts.phones import mask_phone
 
 DEMO_DATABASE = "booking_cron_demo"
 
 
 def run_demo(console: Console) -> int:
+    with TwilioSandbox(latency=0.1) as sandbox:
+        os.environ.update(TWILIO_ACCOUNT_SID=sandbox.account_sid, TWILIO_AUTH_TOKEN=sandbox.auth_token,
+                          TWILIO_API_URL=sandbox.url)
+        status = _ticks_and_audit(console)
+        _print_texts(console, sandbox.messages)
+    return status
+
+
+def _print_texts(console: Console, messages: list[dict], rows: int = 10) -> None:
+    table = Table(title=f"Texts the Twilio sandbox received ({min(rows, len(messages))} of {len(messages)})")
+    table.add_column("to")
+    table.add_column("body")
+    for m in messages[:rows]:
+        table.add_row(mask_phone(m["to"]), m["body"])
+    console.print(table)
+
+
+def _ticks_and_audit(console: Console) -> int:
     from booking_cron.cli import run_tick
 
     console.rule("booking-cron demo")

@@ -10,6 +10,7 @@ from typing import Iterable
 COMPLETE = "complete"
 DEDUCT = "deduct"
 TEXT_PREFIX = "text:"
+FAILED_TEXT_OUTCOMES = {"failed", "unknown", "error"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,12 @@ def summarize(flow_run_id: str, tick_at: str, results: Iterable[StepResult], dry
         elif r.step.startswith(TEXT_PREFIX):
             kind = text_kind(r.step)
             texts[r.outcome] += 1
-            if r.outcome in by_text:
-                by_text[r.outcome][kind] += 1
+            if (r.detail or {}).get("queued"):
+                by_text["queued"][kind] += 1
+            if r.outcome == "sent":
+                by_text["sent"][kind] += 1
+            elif r.outcome in FAILED_TEXT_OUTCOMES:
+                by_text["failed"][kind] += 1
     summary.not_deducted = dict(not_deducted)
     summary.skipped = dict(skipped)
     summary.rejected = dict(rejected)

@@ -86,8 +86,8 @@ select %(run)s, r.booking_id, r.step, r.outcome, r.reason, r.detail
 from unnest(%(ids)s::uuid[], %(steps)s::text[], %(outcomes)s::text[], %(reasons)s::text[], %(details)s::jsonb[])
   as r(booking_id, step, outcome, reason, detail)
 on conflict (flow_run_id, booking_id, step)
-  do update set outcome = excluded.outcome, reason = excluded.reason, detail = excluded.detail,
-                recorded_at = now()
+  do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now(),
+                detail = coalesce(tick_results.detail, '{}') || coalesce(excluded.detail, '{}')
 """
 
 

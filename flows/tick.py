@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from booking_cron import config
 from booking_cron.due import DueBooking, Rejected, deduction_batches, on_a_pack, triage
 from booking_cron.results import COMPLETE, StepResult, summarize
+from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 
 RETRIES = dict(retries=3, retry_delay_seconds=config.retry_delays(), retry_jitter_factor=0.5, cache_policy=NO_CACHE)
@@ -54,6 +55,16 @@ def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
 def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> list[StepResult]:
     return BookingStore().deduct(run_id, batch, dry_run)
+
+
+@task(task_run_name="queue texts", **RETRIES)
+def queue_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool) -> list[StepResult]:
+    return queue_due_texts(run_id, tick_at, dry_run, provider_ready)
+
+
+@task(task_run_name="send texts batch {batch_no}", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def send_texts(run_id: str, tick_at: datetime, batch_no: int) -> list[StepResult]:
+    return send_claimed_texts(run_id, tick_at, sms_gateway())
 
 
 @task(task_run_name="record tick start", **RETRIES)
@@ -104,6 +115,16 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
             f"{failed_batches} of {len(batches)} deduct batches failed after retries; their bookings "
             "stay owed and the next tick deducts them"
         )
+
+    provider_ready = sms_gateway() is not None
+    results += queue_texts(run_id, tick_at, dry_run, provider_ready)
+    if provider_ready and not dry_run:
+        batch_no = 1
+        while sent := send_texts(run_id, tick_at, batch_no):
+            results += sent
+            batch_no += 1
+    elif not provider_ready:
+        logger.warning("no SMS provider configured (TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN): texts stay queued")
     if dry_run:
         summary = summarize(run_id, tick_at.isoformat(), results, dry_run=True).as_dict()
     else:

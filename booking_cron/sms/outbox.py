@@ -1,0 +1,270 @@
+"""The SMS outbox in PostgreSQL: what planning reads, the one write that queues, and the lease-
+based claim, re-check and fate updates the sender makes. Every statement is set-based or per
+message; none is per booking in a loop."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterator, Sequence
+
+import psycopg
+from psycopg.rows import dict_row
+
+from booking_cron import database
+from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
+from booking_cron.texts.sending import QuietHours, SendBudget
+
+ORGS = """
+select o.id::text, o.name, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
+       coalesce(s.quiet_hours_end, 8), s.twilio_phone_number, s.twilio_messaging_service_sid
+from public.sms_settings s
+join public.orgs o on o.id = s.org_id
+left join public.booking_settings bs on bs.org_id = s.org_id
+where s.enabled
+"""
+
+SCHEDULES = """
+select sc.id::text, sc.org_id::text, sc.type, sc.mins_offset, sc.body
+from public.sms_schedules sc join public.sms_settings s on s.org_id = sc.org_id and s.enabled
+where sc.enabled
+"""
+
+# Bookings that may owe a text at T, each with its client's pack summary (active paid packs).
+BOOKINGS = """
+with candidates as (
+  select b.* from public.bookings b
+  join public.sms_settings s on s.org_id = b.org_id and s.enabled
+  where (b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
+     or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s)
+),
+packs as (
+  select cp.client_id, sum(coalesce(cp.sessions_used, 0))::int as used,
+         sum(greatest(cp.sessions_total - coalesce(cp.sessions_used, 0), 0))::int as remaining,
+         array_agg(cp.id) as ids
+  from public.client_purchases cp
+  where cp.client_id in (select client_id from candidates)
+    and cp.payment_status = 'succeeded' and cp.sessions_total is not null
+    and (cp.expires_at is null or cp.expires_at > %(t)s)
+  group by cp.client_id
+),
+booked as (
+  select b.client_id, count(*)::int as booked
+  from public.bookings b join packs p on p.client_id = b.client_id and b.purchase_id = any(p.ids)
+  where b.status in ('confirmed', 'pending') and b.start_time > %(t)s
+  group by b.client_id
+)
+select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
+       coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
+       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id and x.phone = c.phone),
+       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
+       b.location_type, coalesce(p.used, 0), coalesce(k.booked, 0), coalesce(p.remaining, 0)
+from candidates b
+join public.clients c on c.id = b.client_id
+left join packs p on p.client_id = b.client_id
+left join booked k on k.client_id = b.client_id
+"""
+
+EXISTING_KEYS = """
+select m.idempotency_key from public.sms_messages m
+where m.related_entity_id = any(%(ids)s::uuid[]) and m.idempotency_key is not null
+  and not (m.status = 'cancelled' and m.error_code = 'booking_rescheduled')
+"""
+
+# A text cancelled because its booking moved may be queued again (same key, one row, one send).
+ENQUEUE = """
+insert into public.sms_messages as m (org_id, client_id, to_phone, from_phone, messaging_service_sid, body,
+  related_entity_type, related_entity_id, idempotency_key, kind, schedule_id, status, scheduled_for,
+  expires_at, session_start, error_code, flow_run_id)
+select t.org_id, t.client_id, t.to_phone, t.from_phone, t.mss, t.body, 'booking', t.booking_id, t.key, t.kind,
+       t.schedule_id, t.status, t.scheduled_for, t.expires_at, t.session_start, t.reason, %(run)s
+from unnest(%(org)s::uuid[], %(client)s::uuid[], %(to)s::text[], %(from)s::text[], %(mss)s::text[],
+            %(body)s::text[], %(booking)s::uuid[], %(key)s::text[], %(kind)s::text[], %(schedule)s::uuid[],
+            %(status)s::text[], %(sched_for)s::timestamptz[], %(expires)s::timestamptz[],
+            %(start)s::timestamptz[], %(reason)s::text[])
+  as t(org_id, client_id, to_phone, from_phone, mss, body, booking_id, key, kind, schedule_id, status,
+       scheduled_for, expires_at, session_start, reason)
+on conflict (idempotency_key) do update
+  set status = excluded.status, body = excluded.body, to_phone = excluded.to_phone,
+      scheduled_for = excluded.scheduled_for, expires_at = excluded.expires_at,
+      session_start = excluded.session_start, error_code = excluded.error_code,
+      flow_run_id = excluded.flow_run_id, attempts = 0, updated_at = now()
+  where m.status = 'cancelled' and m.error_code = 'booking_rescheduled'
+returning m.idempotency_key
+"""
+
+# Claim due texts with a lease. A 'sending' row whose lease ran out belonged to a sender that
+# died mid-send: it comes back flagged, and is looked up at the provider before any resend.
+CLAIM = """
+with due as (
+  select m.id, m.status as was from public.sms_messages m
+  where m.kind is not null
+    and ((m.status = 'queued' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
+      or (m.status = 'sending' and m.locked_until < %(now)s))
+  order by m.scheduled_for, m.id
+  limit %(limit)s
+  for update skip locked
+)
+update public.sms_messages m
+set status = 'sending', locked_until = %(now)s + %(lease)s, attempts = m.attempts + 1,
+    flow_run_id = %(run)s, updated_at = now()
+from due
+where m.id = due.id
+returning m.id::text, m.idempotency_key, m.kind, m.schedule_id::text, m.related_entity_id::text, m.org_id::text,
+          m.client_id::text, m.to_phone, nullif(m.from_phone, ''), m.messaging_service_sid, m.body,
+          m.expires_at, m.attempts, due.was = 'sending'
+"""
+
+# Why a text must not go now. Read after LOCK_BOOKING, so that a cancellation committed before
+# the send is seen, and one attempted during the send waits for it to finish.
+LOCK_BOOKING = """
+select 1 from public.bookings b
+where b.id = (select m.related_entity_id from public.sms_messages m where m.id = %(id)s)
+for share
+"""
+
+BLOCKER = """
+select case
+  when b.id is null then 'booking_deleted'
+  when m.kind <> 'feedback_request' and b.status <> 'confirmed' then 'booking_' || b.status
+  when m.kind = 'feedback_request' and b.status <> 'completed' then 'booking_' || b.status
+  when m.session_start is not null and b.start_time <> m.session_start then 'booking_rescheduled'
+  when m.kind = 'unconfirmed_reminder' and coalesce(b.client_confirmed, false) then 'client_confirmed'
+  when m.kind = 'feedback_request' and not coalesce(c.sms_followup_enabled, true) then 'opted_out'
+  when m.kind <> 'feedback_request' and not coalesce(c.sms_reminder_enabled, true) then 'opted_out'
+  when exists (select 1 from public.sms_suppression x where x.org_id = m.org_id and x.phone = m.to_phone)
+    then 'suppressed'
+end
+from public.sms_messages m
+left join public.bookings b on b.id = m.related_entity_id
+left join public.clients c on c.id = m.client_id
+where m.id = %(id)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedText:
+    id: str
+    key: str
+    kind: str
+    schedule_id: str | None
+    booking_id: str
+    org_id: str
+    client_id: str | None
+    to_phone: str
+    from_phone: str | None
+    messaging_service_sid: str | None
+    body: str
+    expires_at: datetime
+    attempts: int
+    reclaimed: bool
+
+
+class Outbox:
+    def __init__(self, url: str | None = None):
+        self.url = database.resolve_url(url)
+
+    @contextmanager
+    def _cursor(self, dry_run: bool = False, **kwargs) -> Iterator[psycopg.Cursor]:
+        with database.connection(self.url) as conn:
+            with conn.transaction():
+                with conn.cursor(**kwargs) as cur:
+                    yield cur
+                    if dry_run:
+                        raise psycopg.Rollback()
+
+    def planning_inputs(self, tick_at: datetime):
+        """Orgs that text, their schedules, candidate bookings and keys already in the outbox."""
+        with self._cursor() as cur:
+            orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
+            schedules: dict[str, list[Schedule]] = {}
+            for row in cur.execute(SCHEDULES):
+                schedules.setdefault(row[1], []).append(Schedule(*row))
+            longest = max((s.mins_offset for group in schedules.values() for s in group), default=0)
+            ahead = timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead})]
+            keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
+        return orgs, schedules, bookings, keys
+
+    def enqueue(self, run_id: str, planned: Sequence[PlannedText], dry_run: bool = False) -> set[str]:
+        """Write planned texts in one statement; returns the keys this call wrote."""
+        if not planned:
+            return set()
+        cols = {
+            "org": [p.org_id for p in planned], "client": [p.client_id for p in planned],
+            "to": [p.to_phone for p in planned], "from": [p.from_phone for p in planned],
+            "mss": [p.messaging_service_sid for p in planned], "body": [p.body for p in planned],
+            "booking": [p.booking_id for p in planned], "key": [p.key for p in planned],
+            "kind": [p.kind for p in planned], "schedule": [p.schedule_id for p in planned],
+            "status": [p.status for p in planned], "sched_for": [p.scheduled_for for p in planned],
+            "expires": [p.expires_at for p in planned], "start": [p.session_start for p in planned],
+            "reason": [p.reason for p in planned], "run": run_id,
+        }
+        with self._cursor(dry_run) as cur:
+            cur.execute(ENQUEUE, cols)
+            return {k for (k,) in cur}
+
+    def claim(self, run_id: str, now: datetime, limit: int, lease: timedelta) -> list[ClaimedText]:
+        with self._cursor() as cur:
+            cur.execute(CLAIM, {"run": run_id, "now": now, "limit": limit, "lease": lease})
+            return [ClaimedText(*row) for row in cur]
+
+    def sending_context(self, texts: Sequence[ClaimedText], now: datetime) -> tuple[dict[str, QuietHours], SendBudget]:
+        """Quiet hours of the orgs that still text, and what their caps leave to send."""
+        orgs = list({t.org_id for t in texts})
+        clients = list({t.client_id for t in texts if t.client_id})
+        with self._cursor() as cur:
+            rows = cur.execute(
+                """select s.org_id::text, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
+                          coalesce(s.quiet_hours_end, 8), coalesce(s.max_sms_per_hour, 100),
+                          coalesce(s.max_sms_per_client_per_day, 5),
+                          (select count(*) from public.sms_messages m where m.org_id = s.org_id
+                             and m.sent_at > %(now)s - interval '1 hour')::int
+                   from public.sms_settings s left join public.booking_settings bs on bs.org_id = s.org_id
+                   where s.org_id = any(%(orgs)s::uuid[]) and s.enabled""",
+                {"orgs": orgs, "now": now}).fetchall()
+            per_client = dict(cur.execute(
+                """select client_id::text, count(*)::int from public.sms_messages
+                   where client_id = any(%(clients)s::uuid[]) and sent_at > %(now)s - interval '24 hours'
+                   group by client_id""", {"clients": clients, "now": now}).fetchall())
+        quiet = {org: QuietHours(tz, start, end) for org, tz, start, end, *_ in rows}
+        budget = SendBudget(
+            max_per_hour={r[0]: r[4] for r in rows}, max_per_client_per_day={r[0]: r[5] for r in rows},
+            sent_last_hour={r[0]: r[6] for r in rows}, sent_last_day=per_client)
+        return quiet, budget
+
+    @contextmanager
+    def send_guard(self, message_id: str) -> Iterator[tuple[str | None, psycopg.Connection]]:
+        """Holds the booking's share lock while the caller sends and settles on the same connection;
+        yields why the text must not go (or None) and that connection."""
+        with database.connection(self.url) as conn:
+            with conn.transaction():
+                conn.execute(LOCK_BOOKING, {"id": message_id})
+                row = conn.execute(BLOCKER, {"id": message_id}).fetchone()
+                yield (row[0] if row else "message_deleted"), conn
+
+    def settle(self, message_id: str, status: str, *, sid: str | None = None, code: str | None = None,
+               detail: str | None = None, until: datetime | None = None, sent_at: datetime | None = None,
+               conn: psycopg.Connection | None = None) -> None:
+        """Record a text's fate (or put it back in the queue, with `until` as its new time)."""
+        if conn is None:
+            with database.connection(self.url) as own:
+                return self.settle(message_id, status, sid=sid, code=code, detail=detail, until=until,
+                                   sent_at=sent_at, conn=own)
+        with conn.cursor() as cur:
+            cur.execute(
+                """update public.sms_messages
+                   set status = %(status)s, provider_message_id = coalesce(%(sid)s, provider_message_id),
+                       error_code = %(code)s, error_message = %(detail)s, locked_until = null,
+                       scheduled_for = coalesce(%(until)s, scheduled_for),
+                       sent_at = coalesce(%(sent_at)s, sent_at), updated_at = now()
+                   where id = %(id)s""",
+                {"status": status, "sid": sid, "code": code, "detail": detail, "until": until,
+                 "sent_at": sent_at, "id": message_id})
+
+    def suppress(self, org_id: str, phone: str, reason: str, conn: psycopg.Connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                """insert into public.sms_suppression (org_id, phone, reason) values (%s, %s, %s)
+                   on conflict (org_id, phone) do nothing""", (org_id, phone, reason))

@@ -1,0 +1,60 @@
+"""The texts step of a tick, wired to the real adapters: queue what is due, send what is claimed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from booking_cron import config
+from booking_cron.results import StepResult, text_step
+from booking_cron.sms.gateway import SmsGateway, TwilioGateway
+from booking_cron.sms.outbox import Outbox
+from booking_cron.sms.sender import LEASE, Pacer, Sender, send_clock
+from booking_cron.store import BookingStore
+from booking_cron.texts.phones import mask_phone
+from booking_cron.texts.plan import plan_texts
+
+CLAIM_BATCH = 200
+_pacers: dict[float, Pacer] = {}
+
+
+def sms_gateway() -> SmsGateway | None:
+    """The provider from the Twilio block or environment; None when no credentials are set."""
+    settings = config.twilio_settings_from_env()
+    return TwilioGateway(settings, timeout=config.sms_timeout()) if settings else None
+
+
+def shared_pacer() -> Pacer:
+    """One pacer per process, so concurrent batches and ticks here share the provider rate."""
+    rate = config.sms_rate()
+    return _pacers.setdefault(rate, Pacer(rate))
+
+
+def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool) -> list[StepResult]:
+    outbox = Outbox()
+    orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at)
+    planned = plan_texts(tick_at, bookings, orgs, schedules, existing, config.feedback_link())
+    written = outbox.enqueue(run_id, planned, dry_run)
+    results = [
+        StepResult(p.booking_id, text_step(p.kind, p.schedule_id), p.status,
+                   p.reason or (None if provider_ready or p.status != "queued" else "no_sms_provider"),
+                   {"queued": p.status == "queued", "to": mask_phone(p.to_phone)})
+        for p in planned if p.key in written
+    ]
+    BookingStore().record_results(run_id, results, dry_run)
+    return results
+
+
+def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway) -> list[StepResult]:
+    """Claim one batch of texts due now and deliver it; [] when nothing is due."""
+    outbox = Outbox()
+    clock = send_clock(tick_at)
+    now = clock()
+    texts = outbox.claim(run_id, now, CLAIM_BATCH, LEASE)
+    if not texts:
+        return []
+    quiet, budget = outbox.sending_context(texts, now)
+    sender = Sender(outbox, gateway, shared_pacer(), concurrency=config.sms_concurrency(),
+                    backoff=config.sms_backoff(), clock=clock)
+    results = sender.deliver(texts, quiet, budget)
+    BookingStore().record_results(run_id, results)
+    return results

@@ -1,0 +1,315 @@
+"""Texts end to end: real PostgreSQL, the real twilio SDK, the project's sandbox, real Prefect.
+
+T is a fixed time in the future: the sender's clock runs from T at real speed, so quiet hours
+and expiry are the same whenever the suite runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from booking_cron.audit import audit
+from booking_cron.sandbox import TwilioSandbox
+from flows.tick import queue_texts, tick
+from tests import factories as f
+
+T = datetime(2030, 3, 12, 1, 0, tzinfo=timezone.utc)  # 11:00 in Brisbane (UTC+10, no DST)
+BRISBANE = timedelta(hours=10)
+REMINDER = "Hi {{client_name}}, see you at {{session_datetime}} with {{coach_name}} ({{location}})."
+FEEDBACK = "Thanks {{client_name}}! {{feedback_link}} {{session_summary}}"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    with TwilioSandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server, monkeypatch, prefect_api):
+    sandbox_server.reset()
+    sandbox_server.configure(latency=0.0, rate_limit=None, stall_seconds=30)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", sandbox_server.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", sandbox_server.auth_token)
+    monkeypatch.setenv("TWILIO_API_URL", sandbox_server.url)
+    monkeypatch.setenv("BOOKING_CRON_SMS_BACKOFF", "0.02")
+    monkeypatch.setenv("BOOKING_CRON_SMS_RATE", "500")
+    monkeypatch.setenv("BOOKING_CRON_SMS_TIMEOUT", "2")
+    return sandbox_server
+
+
+def texting_org(db, quiet=(21, 8), **settings) -> str:
+    org_id = f.org(db, name="Harbour Strength", sms=True, quiet_hours_start=quiet[0], quiet_hours_end=quiet[1], **settings)
+    db.execute("insert into sms_schedules (org_id, type, mins_offset, body) values (%s, 'pre_session', 60, %s)", (org_id, REMINDER))
+    db.execute("insert into sms_schedules (org_id, type, mins_offset, body) values (%s, 'post_session', 90, %s)", (org_id, FEEDBACK))
+    return org_id
+
+
+def outbox(db, booking_id=None):
+    return db.execute(
+        """select kind, status, error_code, to_phone from sms_messages
+           where %(b)s::uuid is null or related_entity_id = %(b)s::uuid order by kind""", {"b": booking_id}).fetchall()
+
+
+def sent_to(sandbox, phone):
+    return [m for m in sandbox.messages if m["to"] == phone]
+
+
+def test_each_kind_is_sent_once_across_repeated_ticks(db, sandbox):
+    org = texting_org(db)
+    ava = f.client(db, org, "Ava Nguyen", "+61412345001")
+    ben = f.client(db, org, "Ben Smith", "+61412345002")
+    cat = f.client(db, org, "Cat Patel", "+61412345003")
+    f.booking(db, org, ava, start=T + timedelta(minutes=30))                      # reminder due T-30m
+    f.booking(db, org, ben, start=T + timedelta(hours=20), client_confirmed=False,
+              confirmation_sent_at=T - timedelta(days=2))                           # nudge due T-4h
+    pack = f.pack(db, org, cat, total=10, used=2)
+    f.booking(db, org, cat, pack, start=T - timedelta(hours=3))                   # ends T-2h: feedback due T-30m
+
+    for minutes in (0, 10, 20):
+        tick(tick_at=T + timedelta(minutes=minutes))
+
+    assert [m["body"] for m in sent_to(sandbox, "+61412345001")] == [
+        "Hi Ava, see you at Tue 12 Mar, 11:30am with Harbour Strength (in person)."]
+    nudge = sent_to(sandbox, "+61412345002")
+    assert len(nudge) == 1 and nudge[0]["body"].startswith("Hi Ben, please confirm your session")
+    feedback = sent_to(sandbox, "+61412345003")
+    assert len(feedback) == 1 and feedback[0]["body"].endswith("3 used, 0 booked, 7 remaining")
+    assert len(sandbox.messages) == 3
+    assert sorted(k for k, s, *_ in outbox(db) if s == "sent") == ["feedback_request", "session_reminder", "unconfirmed_reminder"]
+    assert audit(db) == []
+
+
+def test_overlapping_ticks_send_each_text_once(db, sandbox):
+    org = texting_org(db)
+    phones = [f"+614123460{i:02d}" for i in range(12)]
+    for i, phone in enumerate(phones):
+        f.booking(db, org, f.client(db, org, f"Client {i}", phone), start=T + timedelta(minutes=20 + i))
+    sandbox.configure(latency=0.05)
+    threads = [threading.Thread(target=tick, kwargs={"tick_at": T}) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(m["to"] for m in sandbox.messages) == phones
+    assert db.execute("select count(*) from sms_messages where status = 'sent'").fetchone()[0] == 12
+
+
+def test_a_booking_cancelled_after_queueing_gets_no_text(db, sandbox):
+    org = texting_org(db)
+    b = f.booking(db, org, f.client(db, org, phone="+61412345010"), start=T + timedelta(minutes=30))
+    queue_texts.fn(str(uuid.uuid4()), T, False, True)
+    assert [s for _, s, *_ in outbox(db, b)] == ["queued"]
+    db.execute("update bookings set status = 'cancelled', cancelled_at = %s where id = %s", (T, b))
+    tick(tick_at=T)
+    assert sandbox.messages == []
+    assert outbox(db, b) == [("session_reminder", "cancelled", "booking_cancelled", "+61412345010")]
+    assert audit(db) == []
+
+
+def test_a_rescheduled_booking_gets_one_reminder_for_its_new_time(db, sandbox):
+    org = texting_org(db)
+    b = f.booking(db, org, f.client(db, org, phone="+61412345011"), start=T + timedelta(minutes=30))
+    queue_texts.fn(str(uuid.uuid4()), T, False, True)
+    db.execute("update bookings set start_time = start_time + interval '30 minutes', end_time = end_time + interval '30 minutes' where id = %s", (b,))
+    tick(tick_at=T)
+    assert sandbox.messages == []
+    assert outbox(db, b)[0][1:3] == ("cancelled", "booking_rescheduled")
+    tick(tick_at=T + timedelta(minutes=30))
+    tick(tick_at=T + timedelta(minutes=40))
+    assert [m["body"] for m in sandbox.messages] == ["Hi Ava, see you at Tue 12 Mar, 12:00pm with Harbour Strength (in person)."]
+
+
+def test_opted_out_and_suppressed_numbers_get_nothing(db, sandbox):
+    org = texting_org(db)
+    opted = f.client(db, org, phone="+61412345020", sms_reminder_enabled=False)
+    suppressed = f.client(db, org, phone="+61412345021")
+    db.execute("insert into sms_suppression (org_id, phone, reason) values (%s, '+61412345021', 'opt_out')", (org,))
+    no_phone = f.client(db, org, phone=None)
+    local = f.client(db, org, phone="0412 345 022")
+    for c in (opted, suppressed, no_phone, local):
+        f.booking(db, org, c, start=T + timedelta(minutes=30))
+    summary = tick(tick_at=T)
+    assert sandbox.messages == []
+    assert sorted((s, e) for _, s, e, _ in outbox(db)) == [
+        ("skipped", "local_format_phone"), ("skipped", "missing_phone"), ("skipped", "opted_out"), ("skipped", "suppressed")]
+    assert summary["texts"] == {"skipped": 4}
+
+
+def test_a_21610_suppresses_the_number(db, sandbox):
+    org = texting_org(db)
+    client = f.client(db, org, phone="+61412345030")
+    first = f.booking(db, org, client, start=T + timedelta(minutes=30))
+    sandbox.configure(number_errors={"+61412345030": 21610})
+    summary = tick(tick_at=T)
+    assert outbox(db, first) == [("session_reminder", "failed", "21610", "+61412345030")]
+    assert db.execute("select reason from sms_suppression where phone = '+61412345030'").fetchone() == ("opt_out",)
+    assert summary["failed"] == {"session_reminder": 1}
+    second = f.booking(db, org, client, start=T + timedelta(minutes=45))
+    tick(tick_at=T + timedelta(minutes=10))
+    assert outbox(db, second)[0][1:3] == ("skipped", "suppressed")
+    assert sandbox.messages == []
+
+
+def test_a_reminder_due_in_quiet_hours_arrives_before_they_begin(db, sandbox):
+    org = texting_org(db)  # quiet 21:00-08:00 Brisbane
+    session = datetime(2030, 3, 13, 7, 30) - BRISBANE  # 07:30 local: reminder due 06:30, inside quiet hours
+    b = f.booking(db, org, f.client(db, org, phone="+61412345040"), start=session.replace(tzinfo=timezone.utc))
+    evening = datetime(2030, 3, 12, 20, 40, tzinfo=timezone.utc) - BRISBANE
+    tick(tick_at=evening)
+    assert sandbox.messages == []
+    tick(tick_at=evening + timedelta(minutes=10))  # 20:50 local, the last tick before quiet hours
+    assert len(sandbox.messages) == 1
+    sent_at = db.execute("select sent_at from sms_messages where related_entity_id = %s", (b,)).fetchone()[0]
+    assert (sent_at + BRISBANE).hour == 20
+
+
+def test_feedback_due_in_quiet_hours_waits_for_morning(db, sandbox):
+    org = texting_org(db)
+    ended = datetime(2030, 3, 12, 20, 30, tzinfo=timezone.utc) - BRISBANE  # feedback due 22:00 local
+    b = f.booking(db, org, f.client(db, org, phone="+61412345041"), start=ended - timedelta(hours=1))
+    tick(tick_at=ended + timedelta(minutes=100))
+    assert sandbox.messages == []  # 22:10 local: planned for 08:00, not queued yet
+    assert outbox(db, b) == []
+    tick(tick_at=ended + timedelta(hours=11, minutes=40))  # 08:10 local
+    assert len(sandbox.messages) == 1
+    assert audit(db) == []
+
+
+def test_nothing_is_sent_after_expiry_even_after_a_three_day_outage(db, sandbox, monkeypatch):
+    org = texting_org(db)
+    outage_start = T - timedelta(days=3)
+    phones = []
+    for i in range(12):  # sessions every 6 hours across the outage
+        phone = f"+614123451{i:02d}"
+        phones.append(phone)
+        f.booking(db, org, f.client(db, org, phone=phone), start=outage_start + timedelta(hours=6 * i, minutes=30))
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID")  # the provider is down: the first tick only queues
+    tick(tick_at=outage_start)
+    assert db.execute("select count(*) from sms_messages where status = 'queued'").fetchone()[0] == 1
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", sandbox.account_sid)
+    summary = tick(tick_at=T)  # the first tick after three days
+    rows = db.execute("select status, sent_at, expires_at from sms_messages").fetchall()
+    assert all(sent_at < expires for status, sent_at, expires in rows if status == "sent")
+    assert ("expired",) in [(s,) for s, *_ in rows]
+    for m in sandbox.messages:  # only feedback requests still within 48 h of their session
+        assert m["body"].startswith("Thanks")
+    assert len(sandbox.messages) == 8  # the sessions that ended within the last 48 h: i = 4..11
+    assert summary["texts"].get("expired") == 1
+    assert audit(db) == []
+
+
+def test_a_timeout_after_the_sandbox_accepted_sends_no_second_message(db, sandbox, monkeypatch):
+    monkeypatch.setenv("BOOKING_CRON_SMS_TIMEOUT", "0.5")
+    org = texting_org(db)
+    b = f.booking(db, org, f.client(db, org, phone="+61412345050"), start=T + timedelta(minutes=30))
+    sandbox.configure(one_shot_faults=["timeout_after_accept"], stall_seconds=2)
+    tick(tick_at=T)
+    tick(tick_at=T + timedelta(minutes=10))
+    assert len(sandbox.messages) == 1
+    sid, status = db.execute("select provider_message_id, status from sms_messages where related_entity_id = %s", (b,)).fetchone()
+    assert (sid, status) == (sandbox.messages[0]["sid"], "sent")
+
+
+@pytest.mark.parametrize("faults", [["429", "500", "503"], ["drop"], ["drop_after_accept"]])
+def test_transient_provider_errors_are_retried_and_then_succeed(db, sandbox, faults):
+    org = texting_org(db)
+    b = f.booking(db, org, f.client(db, org, phone="+61412345060"), start=T + timedelta(minutes=30))
+    sandbox.configure(one_shot_faults=faults)
+    tick(tick_at=T)
+    assert len(sandbox.messages) == 1
+    assert outbox(db, b)[0][1] == "sent"
+
+
+def test_unknown_outcome_is_never_blindly_resent(db, sandbox, monkeypatch):
+    monkeypatch.setenv("BOOKING_CRON_SMS_TIMEOUT", "0.5")
+    org = texting_org(db)
+    b = f.booking(db, org, f.client(db, org, phone="+61412345061"), start=T + timedelta(minutes=30))
+    # the sandbox accepts the send but never answers, and then refuses the look-up
+    sandbox.configure(one_shot_faults=["timeout_after_accept"], stall_seconds=1.5)
+    original = sandbox.auth_token
+    sandbox.on_accept = lambda record: setattr(sandbox, "auth_token", "rotated")
+    try:
+        summary = tick(tick_at=T)
+    finally:
+        sandbox.on_accept = None
+        sandbox.auth_token = original
+    tick(tick_at=T + timedelta(minutes=10))
+    assert outbox(db, b)[0][1:3] == ("unknown", "timeout")
+    assert len(sandbox.messages) == 1
+    assert summary["failed"] == {"session_reminder": 1}
+
+
+def test_per_client_daily_and_provider_rate_limits_hold(db, sandbox, monkeypatch):
+    org = texting_org(db, max_sms_per_client_per_day=1)
+    busy = f.client(db, org, phone="+61412345070")
+    f.booking(db, org, busy, start=T + timedelta(minutes=20))
+    f.booking(db, org, busy, start=T + timedelta(minutes=40))
+    others = [f.client(db, org, phone=f"+614123452{i:02d}") for i in range(30)]
+    for c in others:
+        f.booking(db, org, c, start=T + timedelta(minutes=30))
+    monkeypatch.setenv("BOOKING_CRON_SMS_RATE", "10")
+    sandbox.configure(rate_limit=10, latency=0.05)
+    summary = tick(tick_at=T)
+    assert len(sent_to(sandbox, "+61412345070")) == 1
+    assert len(sandbox.messages) == 31
+    assert sandbox.max_in_any_second() <= 10
+    assert sandbox.stats()["rate_limited"] == 0
+    assert summary["texts"]["deferred"] == 1
+
+
+def test_bad_templates_fail_their_own_text_and_the_rest_go(db, sandbox):
+    org = texting_org(db)
+    db.execute("update sms_schedules set body = 'Hi {{client_nickname}}' where type = 'pre_session'")
+    f.booking(db, org, f.client(db, org, phone="+61412345080"), start=T + timedelta(minutes=30))
+    long_org = texting_org(db)
+    db.execute("update sms_schedules set body = %s where org_id = %s and type = 'pre_session'", ("x" * 1601, long_org))
+    f.booking(db, long_org, f.client(db, long_org, phone="+61412345081"), start=T + timedelta(minutes=30))
+    fine = texting_org(db)
+    f.booking(db, fine, f.client(db, fine, phone="+61412345082"), start=T + timedelta(minutes=30))
+    summary = tick(tick_at=T)
+    assert sorted((s, e) for _, s, e, _ in outbox(db)) == [
+        ("failed", "body_too_long"), ("failed", "unknown_placeholder"), ("sent", None)]
+    assert [m["to"] for m in sandbox.messages] == ["+61412345082"]
+    assert summary["failed"] == {"session_reminder": 2} and summary["sent"] == {"session_reminder": 1}
+
+
+def test_audit_lists_texts_that_broke_the_rules(db, sandbox):
+    org = texting_org(db)
+    client = f.client(db, org, phone="+61412345090")
+    b = f.booking(db, org, client, start=T + timedelta(minutes=30))
+    db.execute("update bookings set status = 'cancelled', cancelled_at = %s where id = %s", (T - timedelta(hours=1), b))
+    for n in range(2):  # the same reminder sent twice, late, to a cancelled booking
+        db.execute(
+            """insert into sms_messages (org_id, client_id, to_phone, body, related_entity_id, idempotency_key, kind,
+                                         status, sent_at, expires_at)
+               values (%s, %s, '+61412345090', 'hi', %s, %s, 'unconfirmed_reminder', 'sent', %s, %s)""",
+            (org, client, b, f"manual-{n}", T + timedelta(hours=1), T + timedelta(minutes=30)))
+    found = {v.invariant for v in audit(db)}
+    assert found == {"one_text_per_booking_kind_schedule", "no_text_after_expiry", "no_text_for_a_cancelled_booking"}
+
+
+def test_run_json_counts_texts_by_kind_and_results_hold_every_fate(db, sandbox):
+    import json
+
+    from typer.testing import CliRunner
+
+    from booking_cron.cli import app
+
+    org = texting_org(db)
+    f.booking(db, org, f.client(db, org, phone="+61412345095"), start=T + timedelta(minutes=30))
+    f.booking(db, org, f.client(db, org, phone=None), start=T + timedelta(minutes=30))
+    f.booking(db, org, f.client(db, org, phone="+61412345096"), start=T - timedelta(hours=3))
+    result = CliRunner().invoke(app, ["run", "--at", T.isoformat(), "--json"], catch_exceptions=False)
+    payload = json.loads(result.stdout)
+    assert payload["queued"] == {"session_reminder": 1, "feedback_request": 1}
+    assert payload["sent"] == {"session_reminder": 1, "feedback_request": 1}
+    assert payload["failed"] == {}
+    fates = db.execute("""select r.outcome, r.reason, r.detail->>'to' from tick_results r
+                          where r.flow_run_id = %s and r.step like 'text:%%' order by r.outcome""",
+                       (payload["flow_run_id"],)).fetchall()
+    assert fates == [("sent", None, "+6141*****095"), ("sent", None, "+6141*****096"), ("skipped", "missing_phone", "-")]
