@@ -18,6 +18,32 @@ class DueBooking:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """Which orgs a tick covers: those whose id hashes to `index` of `count` (0-based)."""
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard":
+        """`"2/4"` is the second of four shards; None or `"1/1"` is everything."""
+        if not text:
+            return cls()
+        try:
+            number, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must look like 2/4, got {text!r}") from None
+        if not 1 <= number <= count:
+            raise ValueError(f"shard {text!r}: the first number must be between 1 and {count}")
+        return cls(number - 1, count)
+
+    def __str__(self) -> str:
+        return f"{self.index + 1}/{self.count}"
+
+
+ALL = Shard()
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     booking_id: str
     reason: str

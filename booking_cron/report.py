@@ -10,7 +10,7 @@ from rich.table import Table
 RESULTS_QUERY = """
 select r.flow_run_id::text as flow_run_id, t.tick_at, r.booking_id::text as booking_id, o.name as org,
        c.full_name as client, b.start_time, b.status as booking_status, r.step, r.outcome, r.reason,
-       r.recorded_at
+       r.detail->>'to' as to, r.recorded_at
 from public.tick_results r
 left join public.tick_runs t on t.flow_run_id = r.flow_run_id
 left join public.bookings b on b.id = r.booking_id

@@ -14,18 +14,19 @@ from typing import Iterator, Sequence
 import psycopg
 
 from booking_cron import database
-from booking_cron.due import DueBooking, Rejected
+from booking_cron.due import ALL, DueBooking, Rejected, Shard
+from booking_cron.faults import crash_point
 from booking_cron.results import COMPLETE, DEDUCT, StepResult
 
 FETCH_DUE = """
 select b.id::text, b.purchase_id::text, b.start_time, b.end_time, false
 from public.bookings b
-where b.status = 'confirmed' and b.end_time <= %(tick_at)s
+where b.status = 'confirmed' and b.end_time <= %(tick_at)s and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 union all
 select b.id::text, b.purchase_id::text, b.start_time, b.end_time, true
 from public.tick_completions tc
 join public.bookings b on b.id = tc.booking_id
-where tc.deduction is null
+where tc.deduction is null and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 """
 
 COMPLETE_BOOKINGS = """
@@ -106,9 +107,9 @@ class BookingStore:
                     if dry_run:
                         raise psycopg.Rollback()
 
-    def fetch_due(self, tick_at: datetime) -> list[DueBooking]:
+    def fetch_due(self, tick_at: datetime, shard: Shard = ALL) -> list[DueBooking]:
         with self._transaction() as cur:
-            cur.execute(FETCH_DUE, {"tick_at": tick_at})
+            cur.execute(FETCH_DUE, {"tick_at": tick_at, "shard": shard.index, "shards": shard.count})
             return [DueBooking(*row) for row in cur]
 
     def complete(self, run_id: str, booking_ids: Sequence[str], dry_run: bool = False) -> list[StepResult]:
@@ -116,7 +117,9 @@ class BookingStore:
             return []
         with self._transaction(dry_run) as cur:
             cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id})
-            return [StepResult(*row) for row in cur]
+            results = [StepResult(*row) for row in cur]
+            crash_point("mid_complete")
+            return results
 
     def deduct(self, run_id: str, bookings: Sequence[DueBooking], dry_run: bool = False) -> list[StepResult]:
         """use_sessions over one batch; every booking gets an outcome."""
@@ -129,10 +132,12 @@ class BookingStore:
         }
         with self._transaction(dry_run) as cur:
             cur.execute(DEDUCT_SESSIONS, params)
+            rows = cur.fetchall()
+            crash_point("mid_batch")
             return [
                 StepResult(booking_id, DEDUCT, "deducted" if outcome == "deducted" else "not_deducted",
                            None if outcome == "deducted" else outcome)
-                for booking_id, outcome in cur
+                for booking_id, outcome in rows
             ]
 
     def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False) -> None:

@@ -9,12 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from booking_cron import config
-from booking_cron.due import DueBooking, Rejected, deduction_batches, on_a_pack, triage
+from blocks import load_blocks_into_environment
+from booking_cron import config, database
+from booking_cron.artifacts import results_table, summary_markdown
+from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, on_a_pack, triage
+from booking_cron.faults import crash_point
+from booking_cron.report import results_frame
 from booking_cron.results import COMPLETE, StepResult, summarize
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
@@ -33,13 +39,13 @@ def resolve_tick_at(tick_at: datetime | None) -> datetime:
 def tick_run_name() -> str:
     params = flow_run.parameters or {}
     when = resolve_tick_at(params.get("tick_at"))
-    prefix = "dry-run tick" if params.get("dry_run") else "tick"
-    return f"{prefix} {when:%Y-%m-%d %H:%M} UTC"
+    name = f"{'dry-run tick' if params.get('dry_run') else 'tick'} {when:%Y-%m-%d %H:%M} UTC"
+    return name + (f" shard {params['shard']}" if params.get("shard") else "")
 
 
 @task(task_run_name="fetch due bookings", **RETRIES)
-def fetch_due_bookings(tick_at: datetime) -> list[DueBooking]:
-    return BookingStore().fetch_due(tick_at)
+def fetch_due_bookings(tick_at: datetime, shard: Shard) -> list[DueBooking]:
+    return BookingStore().fetch_due(tick_at, shard)
 
 
 @task(task_run_name="record rejected bookings", **RETRIES)
@@ -58,13 +64,14 @@ def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches
 
 
 @task(task_run_name="queue texts", **RETRIES)
-def queue_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool) -> list[StepResult]:
-    return queue_due_texts(run_id, tick_at, dry_run, provider_ready)
+def queue_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool,
+                shard: Shard = Shard()) -> list[StepResult]:
+    return queue_due_texts(run_id, tick_at, dry_run, provider_ready, shard)
 
 
 @task(task_run_name="send texts batch {batch_no}", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def send_texts(run_id: str, tick_at: datetime, batch_no: int) -> list[StepResult]:
-    return send_claimed_texts(run_id, tick_at, sms_gateway())
+def send_texts(run_id: str, tick_at: datetime, batch_no: int, shard: Shard) -> list[StepResult]:
+    return send_claimed_texts(run_id, tick_at, sms_gateway(), shard)
 
 
 @task(task_run_name="record tick start", **RETRIES)
@@ -80,20 +87,38 @@ def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
     return summary
 
 
+@task(task_run_name="publish results", **RETRIES)
+def publish_results(run_id: str, summary: dict) -> None:
+    """The per-booking table and the markdown summary, attached to this flow run in the UI."""
+    with database.connection() as conn:
+        frame = results_frame(conn, run_id=run_id)
+    rows = results_table(frame)
+    create_table_artifact(rows, key="tick-results",
+                          description=f"Per-booking results, {len(rows)} of {len(frame)} rows, failures first")
+    create_markdown_artifact(summary_markdown(summary, len(frame), len(rows), run_id), key="tick-summary",
+                             description=f"Tick at {summary['tick_at']}")
+
+
 @flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
-def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = "run") -> dict:
-    """One tick at `tick_at`. Returns the summary (counts); per-booking results are in tick_results."""
+def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = "run", shard: str | None = None):
+    """One tick at `tick_at` (default: the scheduled time). Returns the summary (counts);
+    per-booking results are in tick_results and in this run's artifacts."""
     logger = get_run_logger()
-    tick_at = resolve_tick_at(tick_at)
+    used_blocks = load_blocks_into_environment()
+    if used_blocks:
+        logger.info("configuration from Prefect blocks: %s", ", ".join(used_blocks))
+    tick_at, scope = resolve_tick_at(tick_at), Shard.parse(shard)
     run_id = str(flow_run.id)
     if not dry_run:
         record_tick_start(run_id, tick_at, trigger)
 
-    plan = triage(fetch_due_bookings(tick_at))
+    plan = triage(fetch_due_bookings(tick_at, scope))
+    crash_point("after_fetch")
     results = record_rejections(run_id, plan.rejected, dry_run)
 
     ids = [b.id for b in plan.to_complete]
     completion = complete_bookings(run_id, ids, len(ids), dry_run)
+    crash_point("between_complete_and_deduct")
     results += completion
     completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
     owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed] + on_a_pack(plan.to_deduct_only)
@@ -108,7 +133,6 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
             results += future.result()
         except Exception:
             failed_batches += 1
-
     if failed_batches:
         summarize_tick(run_id, tick_at, "failed")
         raise RuntimeError(
@@ -117,20 +141,23 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
         )
 
     provider_ready = sms_gateway() is not None
-    results += queue_texts(run_id, tick_at, dry_run, provider_ready)
+    results += queue_texts(run_id, tick_at, dry_run, provider_ready, scope)
     if provider_ready and not dry_run:
         batch_no = 1
-        while sent := send_texts(run_id, tick_at, batch_no):
+        while sent := send_texts(run_id, tick_at, batch_no, scope):
             results += sent
             batch_no += 1
     elif not provider_ready:
         logger.warning("no SMS provider configured (TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN): texts stay queued")
+
     if dry_run:
         summary = summarize(run_id, tick_at.isoformat(), results, dry_run=True).as_dict()
     else:
         summary = summarize_tick(run_id, tick_at, "finished")
-    logger.info(
-        "tick %s: %s completed, %s deducted, not deducted %s, rejected %s",
-        tick_at.isoformat(), summary["completed"], summary["deducted"], summary["not_deducted"], summary["rejected"],
-    )
-    return summary
+        publish_results(run_id, summary)
+    problems = sum(summary["rejected"].values()) + sum(summary["failed"].values())
+    message = (f"{problems} booking(s) or text(s) need attention; see the tick-summary artifact" if problems
+               else f"{summary['completed']} completed, {summary['deducted']} deducted, "
+                    f"{sum(summary['sent'].values())} texts sent")
+    logger.info("tick %s: %s", tick_at.isoformat(), message)
+    return Completed(message=message, data=summary)

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from booking_cron import database
+from booking_cron.due import ALL, Shard
 from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
 from booking_cron.texts.sending import QuietHours, SendBudget
 
@@ -36,8 +37,9 @@ BOOKINGS = """
 with candidates as (
   select b.* from public.bookings b
   join public.sms_settings s on s.org_id = b.org_id and s.enabled
-  where (b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
-     or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s)
+  where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
+      or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
+    and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 ),
 packs as (
   select cp.client_id, sum(coalesce(cp.sessions_used, 0))::int as used,
@@ -99,7 +101,7 @@ returning m.idempotency_key
 CLAIM = """
 with due as (
   select m.id, m.status as was from public.sms_messages m
-  where m.kind is not null
+  where m.kind is not null and (%(shards)s = 1 or mod(abs(hashtextextended(m.org_id::text, 0)), %(shards)s) = %(shard)s)
     and ((m.status = 'queued' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
       or (m.status = 'sending' and m.locked_until < %(now)s))
   order by m.scheduled_for, m.id
@@ -174,7 +176,7 @@ class Outbox:
                     if dry_run:
                         raise psycopg.Rollback()
 
-    def planning_inputs(self, tick_at: datetime):
+    def planning_inputs(self, tick_at: datetime, shard: Shard = ALL):
         """Orgs that text, their schedules, candidate bookings and keys already in the outbox."""
         with self._cursor() as cur:
             orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
@@ -183,7 +185,7 @@ class Outbox:
                 schedules.setdefault(row[1], []).append(Schedule(*row))
             longest = max((s.mins_offset for group in schedules.values() for s in group), default=0)
             ahead = timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
-            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead})]
+            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead, "shard": shard.index, "shards": shard.count})]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
         return orgs, schedules, bookings, keys
 
@@ -205,9 +207,10 @@ class Outbox:
             cur.execute(ENQUEUE, cols)
             return {k for (k,) in cur}
 
-    def claim(self, run_id: str, now: datetime, limit: int, lease: timedelta) -> list[ClaimedText]:
+    def claim(self, run_id: str, now: datetime, limit: int, lease: timedelta, shard: Shard = ALL) -> list[ClaimedText]:
         with self._cursor() as cur:
-            cur.execute(CLAIM, {"run": run_id, "now": now, "limit": limit, "lease": lease})
+            cur.execute(CLAIM, {"run": run_id, "now": now, "limit": limit, "lease": lease,
+                                "shard": shard.index, "shards": shard.count})
             return [ClaimedText(*row) for row in cur]
 
     def sending_context(self, texts: Sequence[ClaimedText], now: datetime) -> tuple[dict[str, QuietHours], SendBudget]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from booking_cron.faults import crash_point
 from booking_cron.results import StepResult, text_step
 from booking_cron.sms.gateway import (
     ACCEPTED, MAYBE_SENT, REJECTED, SUPPRESSING_CODES, LookupFailed, SendResult, SmsGateway,
@@ -143,6 +144,7 @@ class Sender:
             self.pacer.wait()
             last = self.gateway.send(text.to_phone, text.body, text.from_phone, text.messaging_service_sid)
             if last.kind == ACCEPTED:
+                crash_point("after_provider_accept")
                 self.outbox.settle(text.id, "sent", sid=last.sid, sent_at=self.clock(), conn=conn)
                 return "sent", None
             if last.kind == REJECTED:

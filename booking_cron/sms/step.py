@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from booking_cron import config
+from booking_cron.due import ALL, Shard
+from booking_cron.faults import crash_point
 from booking_cron.results import StepResult, text_step
 from booking_cron.sms.gateway import SmsGateway, TwilioGateway
 from booking_cron.sms.outbox import Outbox
@@ -29,9 +31,10 @@ def shared_pacer() -> Pacer:
     return _pacers.setdefault(rate, Pacer(rate))
 
 
-def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool) -> list[StepResult]:
+def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool,
+                    shard: Shard = ALL) -> list[StepResult]:
     outbox = Outbox()
-    orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at)
+    orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at, shard)
     planned = plan_texts(tick_at, bookings, orgs, schedules, existing, config.feedback_link())
     written = outbox.enqueue(run_id, planned, dry_run)
     results = [
@@ -41,17 +44,19 @@ def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_read
         for p in planned if p.key in written
     ]
     BookingStore().record_results(run_id, results, dry_run)
+    crash_point("after_queue")
     return results
 
 
-def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway) -> list[StepResult]:
+def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway, shard: Shard = ALL) -> list[StepResult]:
     """Claim one batch of texts due now and deliver it; [] when nothing is due."""
     outbox = Outbox()
     clock = send_clock(tick_at)
     now = clock()
-    texts = outbox.claim(run_id, now, CLAIM_BATCH, LEASE)
+    texts = outbox.claim(run_id, now, CLAIM_BATCH, LEASE, shard)
     if not texts:
         return []
+    crash_point("after_claim")
     quiet, budget = outbox.sending_context(texts, now)
     sender = Sender(outbox, gateway, shared_pacer(), concurrency=config.sms_concurrency(),
                     backoff=config.sms_backoff(), clock=clock)

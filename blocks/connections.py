@@ -1,0 +1,82 @@
+"""The two blocks booking-cron reads, and the command that saves them from the environment.
+
+- `booking-cron-db`: prefect-sqlalchemy's SqlAlchemyConnector (driver postgresql+psycopg),
+  the password a SecretStr.
+- `booking-cron-twilio`: TwilioCredentials (ours; the built-in twilio-sms block is a
+  notification block for fixed recipients), the auth token a SecretStr.
+
+A flow run loads them by name when they exist and falls back to the environment otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, urlsplit
+
+from prefect.blocks.core import Block
+from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+from pydantic import Field, SecretStr
+
+DATABASE_BLOCK = os.environ.get("BOOKING_CRON_DATABASE_BLOCK", "booking-cron-db")
+TWILIO_BLOCK = os.environ.get("BOOKING_CRON_TWILIO_BLOCK", "booking-cron-twilio")
+
+
+class TwilioCredentials(Block):
+    """Twilio account credentials and the API base URL (a proxy or the local sandbox in tests)."""
+
+    _block_type_name = "booking-cron Twilio credentials"
+    _block_type_slug = "booking-cron-twilio-credentials"
+
+    account_sid: str = Field(description="Twilio account SID (AC...)")
+    auth_token: SecretStr = Field(description="Twilio auth token")
+    api_url: str = Field(default="https://api.twilio.com", description="Base URL of the Twilio REST API")
+
+
+def connector_from_url(url: str) -> SqlAlchemyConnector:
+    parts = urlsplit(url)
+    return SqlAlchemyConnector(connection_info=ConnectionComponents(
+        driver="postgresql+psycopg", database=parts.path.lstrip("/") or "postgres",
+        username=parts.username, password=parts.password, host=parts.hostname, port=parts.port,
+        query=dict(parse_qsl(parts.query)) or None))
+
+
+def url_from_connector(connector: SqlAlchemyConnector) -> str:
+    """A libpq URL (what psycopg and yoyo take) from the block's connection info."""
+    url = connector.connection_info.create_url().set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def register_blocks_from_environment() -> list[str]:
+    """Save DATABASE_URL and TWILIO_* as blocks (overwriting); returns the names saved."""
+    saved = []
+    if url := os.environ.get("DATABASE_URL"):
+        connector_from_url(url).save(DATABASE_BLOCK, overwrite=True)
+        saved.append(DATABASE_BLOCK)
+    sid, token = os.environ.get("TWILIO_ACCOUNT_SID"), os.environ.get("TWILIO_AUTH_TOKEN")
+    if sid and token:
+        TwilioCredentials(account_sid=sid, auth_token=SecretStr(token),
+                          api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com").save(
+            TWILIO_BLOCK, overwrite=True)
+        saved.append(TWILIO_BLOCK)
+    return saved
+
+
+def _load(block_type: type[Block], name: str) -> Block | None:
+    try:
+        return block_type.load(name)
+    except ValueError:  # no such block document
+        return None
+
+
+def load_blocks_into_environment() -> list[str]:
+    """Put the saved blocks' settings into this process's environment (which every adapter
+    reads); returns the names of the blocks found. Secrets stay in memory, never in logs."""
+    used = []
+    if (db := _load(SqlAlchemyConnector, DATABASE_BLOCK)) is not None:
+        os.environ["DATABASE_URL"] = url_from_connector(db)
+        used.append(DATABASE_BLOCK)
+    if (twilio := _load(TwilioCredentials, TWILIO_BLOCK)) is not None:
+        os.environ.update(TWILIO_ACCOUNT_SID=twilio.account_sid,
+                          TWILIO_AUTH_TOKEN=twilio.auth_token.get_secret_value(), TWILIO_API_URL=twilio.api_url)
+        used.append(TWILIO_BLOCK)
+    return used
