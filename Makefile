@@ -22,5 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache
