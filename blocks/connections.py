@@ -11,6 +11,7 @@ A flow run loads them by name when they exist and falls back to the environment 
 from __future__ import annotations
 
 import os
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 from prefect.blocks.core import Block
@@ -68,9 +69,18 @@ def _load(block_type: type[Block], name: str) -> Block | None:
         return None
 
 
-def load_blocks_into_environment() -> list[str]:
+_BLOCKS_TTL = 60.0
+_last_load: tuple[float, list[str]] | None = None
+
+
+def load_blocks_into_environment(refresh: bool = False) -> list[str]:
     """Put the saved blocks' settings into this process's environment (which every adapter
-    reads); returns the names of the blocks found. Secrets stay in memory, never in logs."""
+    reads); returns the names of the blocks found. Secrets stay in memory, never in logs.
+
+    Looked up at most once a minute per process: a backfill's slots need not ask again."""
+    global _last_load
+    if not refresh and _last_load and time.monotonic() - _last_load[0] < _BLOCKS_TTL:
+        return _last_load[1]
     used = []
     if (db := _load(SqlAlchemyConnector, DATABASE_BLOCK)) is not None:
         os.environ["DATABASE_URL"] = url_from_connector(db)
@@ -79,4 +89,5 @@ def load_blocks_into_environment() -> list[str]:
         os.environ.update(TWILIO_ACCOUNT_SID=twilio.account_sid,
                           TWILIO_AUTH_TOKEN=twilio.auth_token.get_secret_value(), TWILIO_API_URL=twilio.api_url)
         used.append(TWILIO_BLOCK)
+    _last_load = (time.monotonic(), used)
     return used

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-TABLE_ROWS = 500
 # Outcomes an operator should look at first, most urgent first.
 ATTENTION = ("rejected", "error", "unknown", "failed", "not_deducted", "expired", "cancelled", "skipped", "deferred")
 
@@ -17,7 +16,7 @@ def attention_rank(outcome: str) -> int:
     return ATTENTION.index(outcome) if outcome in ATTENTION else len(ATTENTION)
 
 
-def results_table(results: pd.DataFrame, limit: int = TABLE_ROWS) -> list[dict]:
+def results_table(results: pd.DataFrame, limit: int) -> list[dict]:
     """Per-booking rows for a table artifact, failures first, JSON-safe."""
     if results.empty:
         return []

@@ -14,6 +14,8 @@ from booking_cron import database, schema
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Schema commands.")
 app.add_typer(db_app, name="db")
+blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks for the database and Twilio.")
+app.add_typer(blocks_app, name="blocks")
 console = Console(stderr=False)
 errors = Console(stderr=True)
 
@@ -57,11 +59,12 @@ def seed_command(
     console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, {counts.bookings} bookings")
 
 
-def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run") -> int:
+def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run",
+             shard: Optional[str] = None) -> int:
     from flows.tick import tick
     from booking_cron.report import print_summary, results_frame
 
-    state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, return_state=True)
+    state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, shard=shard, return_state=True)
     if not state.is_completed():
         message = state.message or state.name
         if as_json:
@@ -83,9 +86,75 @@ def run_command(
     at: Optional[str] = typer.Option(None, help="tick time T (ISO 8601 with offset; default now)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="report what the tick would do; write nothing"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    shard: Optional[str] = typer.Option(None, help="only the orgs of shard i of N, e.g. 2/4"),
 ) -> None:
     """One tick at T as a Prefect flow run."""
-    raise typer.Exit(run_tick(parse_time(at), dry_run, as_json))
+    from booking_cron.due import Shard
+
+    try:
+        Shard.parse(shard)
+    except ValueError as error:
+        raise typer.BadParameter(str(error))
+    raise typer.Exit(run_tick(parse_time(at), dry_run, as_json, shard=shard))
+
+
+@app.command("backfill")
+def backfill_command(
+    start: str = typer.Option(..., help="first slot (ISO 8601 with offset)"),
+    end: str = typer.Option(..., help="end of the range, exclusive"),
+    every: str = typer.Option("10m", help="slot length: 10m, 1h, 1d"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="report what each slot would do; write nothing"),
+    force: bool = typer.Option(False, "--force", help="tick slots that already had a finished tick, too"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """One tick per slot in [start, end), oldest first, under one parent flow run; resumable."""
+    from flows.backfill import backfill
+    from booking_cron.slots import parse_every
+
+    first, last = parse_time(start), parse_time(end)
+    try:
+        parse_every(every)
+    except ValueError as error:
+        raise typer.BadParameter(str(error))
+    state = backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, return_state=True)
+    totals = state.result(raise_on_failure=False)
+    if not isinstance(totals, dict):
+        errors.print(f"[red]backfill failed[/]: {state.message}")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, **totals}))
+    else:
+        console.print(f"backfill {state.name.lower()}: {state.message}")
+        console.print(f"  slots {totals['slots']}, ticked {totals['ticked']}, skipped {totals['skipped']}, "
+                      f"failed {len(totals['failed_slots'])}")
+        console.print(f"  completed {totals['completed']}, deducted {totals['deducted']}, "
+                      f"not deducted {totals['not_deducted']}, texts sent {totals['sent']}")
+    raise typer.Exit(0 if state.is_completed() else 1)
+
+
+@app.command("serve")
+def serve_command(
+    cron: str = typer.Option("*/10 * * * *", help="tick schedule (UTC)"),
+    name: str = typer.Option("booking-cron-tick", help="deployment name"),
+) -> None:
+    """Run the tick on a cron schedule from this machine, without a work pool (Ctrl-C stops)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    from flows.tick import tick
+
+    tick.serve(name=name, schedules=[Cron(cron, timezone="UTC")], pause_on_shutdown=False, limit=1,
+               global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW))
+
+
+@blocks_app.command("register")
+def blocks_register() -> None:
+    """Save DATABASE_URL and TWILIO_* from the environment as Prefect blocks."""
+    from blocks import register_blocks_from_environment
+
+    saved = register_blocks_from_environment()
+    console.print(f"saved block(s): {', '.join(saved)}" if saved else
+                  "nothing to save: set DATABASE_URL and/or TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN")
 
 
 @app.command("results")

@@ -75,3 +75,8 @@ def sms_backoff() -> float:
 
 def feedback_link() -> str:
     return os.environ.get("BOOKING_CRON_FEEDBACK_URL", "https://book.example.com/feedback/{booking_id}")
+
+
+def artifact_rows() -> int:
+    """Rows of a tick's per-booking table artifact (the UI is built for modest tables)."""
+    return int(os.environ.get("BOOKING_CRON_ARTIFACT_ROWS", "500"))

@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from booking_cron import config
 
 _pools: dict[str, ConnectionPool] = {}
 _lock = threading.Lock()
 _embedded = {}
+_statements = [0]  # statements sent through CountingConnection, process-wide (the bench reads it)
+_statements_lock = threading.Lock()
+
+
+def _count(n: int) -> None:
+    with _statements_lock:
+        _statements[0] += n
+
+
+class _CountingCursor(psycopg.Cursor):
+    def execute(self, query, params=None, **kwargs):
+        _count(1)
+        return super().execute(query, params, **kwargs)
+
+    def executemany(self, query, params_seq, **kwargs):
+        params_seq = list(params_seq)
+        _count(len(params_seq))
+        return super().executemany(query, params_seq, **kwargs)
+
+    def copy(self, statement, params=None, **kwargs):
+        _count(1)
+        return super().copy(statement, params, **kwargs)
+
+
+class CountingConnection(psycopg.Connection):
+    """A connection that counts the statements its cursors send (execute, executemany rows, COPY).
+
+    Opt-in: pools use it only when BOOKING_CRON_COUNT_STATEMENTS=1 is set when they are created.
+    BEGIN/COMMIT that psycopg sends for `conn.transaction()` are not counted."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cursor_factory = _CountingCursor
+
+
+def statements_sent() -> int:
+    """Statements sent so far by CountingConnections in this process."""
+    return _statements[0]
 
 
 def embedded_url(data_dir: Path | None = None) -> str:
@@ -62,14 +101,34 @@ def pool(url: str | None = None) -> ConnectionPool:
         if url not in _pools:
             _pools[url] = ConnectionPool(
                 url, min_size=1, max_size=16, open=True, name="booking-cron", timeout=config.db_timeout(),
+                connection_class=CountingConnection if os.environ.get("BOOKING_CRON_COUNT_STATEMENTS") == "1"
+                else psycopg.Connection,
                 kwargs={"connect_timeout": max(1, int(config.db_timeout()))},
             )
         return _pools[url]
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The bookings database could not be reached (the message names it, without the password)."""
+
+
+def safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
+
+
 @contextmanager
 def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
-    with pool(url).connection() as conn:
+    """A pooled connection; the transaction commits on success and rolls back on error."""
+    url = resolve_url(url)
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(pool(url).connection())
+        except PoolTimeout as error:
+            raise DatabaseUnavailable(f"cannot reach the bookings database at {safe_url(url)} "
+                                      f"within {config.db_timeout():g} s: {error}") from None
         yield conn
 
 

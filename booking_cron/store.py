@@ -174,6 +174,16 @@ class BookingStore:
                 (state, json.dumps(summary) if summary is not None else None, run_id),
             )
 
+    def finished_ticks(self, tick_times: Sequence[datetime]) -> set[datetime]:
+        """Which of these tick times already had a tick that finished (any trigger, not a dry run)."""
+        with self._transaction() as cur:
+            cur.execute(
+                """select distinct tick_at from public.tick_runs
+                   where state = 'finished' and tick_at = any(%s::timestamptz[])""",
+                (list(tick_times),),
+            )
+            return {row[0] for row in cur}
+
     def run_results(self, run_id: str) -> list[StepResult]:
         with self._transaction() as cur:
             cur.execute(

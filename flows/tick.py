@@ -92,7 +92,7 @@ def publish_results(run_id: str, summary: dict) -> None:
     """The per-booking table and the markdown summary, attached to this flow run in the UI."""
     with database.connection() as conn:
         frame = results_frame(conn, run_id=run_id)
-    rows = results_table(frame)
+    rows = results_table(frame, config.artifact_rows())
     create_table_artifact(rows, key="tick-results",
                           description=f"Per-booking results, {len(rows)} of {len(frame)} rows, failures first")
     create_markdown_artifact(summary_markdown(summary, len(frame), len(rows), run_id), key="tick-summary",
@@ -114,10 +114,10 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
 
     plan = triage(fetch_due_bookings(tick_at, scope))
     crash_point("after_fetch")
-    results = record_rejections(run_id, plan.rejected, dry_run)
+    results = record_rejections(run_id, plan.rejected, dry_run) if plan.rejected else []
 
     ids = [b.id for b in plan.to_complete]
-    completion = complete_bookings(run_id, ids, len(ids), dry_run)
+    completion = complete_bookings(run_id, ids, len(ids), dry_run) if ids else []
     crash_point("between_complete_and_deduct")
     results += completion
     completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}

@@ -46,9 +46,12 @@ def database_url(server_url):
 def prefect_api():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
-        from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    # No flow-run heartbeats in tests: nothing watches for crashed runs here, and each run would
+    # pay up to a second at exit (Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps).
+    with prefect_test_harness(server_startup_timeout=60), \
+            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield PREFECT_API_URL.value()
 
 

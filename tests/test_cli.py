@@ -114,4 +114,6 @@ def test_a_tick_against_an_unreachable_database_exits_non_zero(prefect_api):
     done = subprocess.run([sys.executable, "-m", "booking_cron", "run", "--at", T.isoformat(), "--json"],
                           capture_output=True, text=True, env=env, timeout=180)
     assert done.returncode == 1
-    assert json.loads(done.stdout)["state"] == "Failed"
+    payload = json.loads(done.stdout)
+    assert payload["state"] == "Failed"
+    assert "cannot reach the bookings database at postgresql://postgres@127.0.0.1:1/none" in payload["error"]

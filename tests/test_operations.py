@@ -1,0 +1,192 @@
+"""Operating booking-cron the Prefect way: deployment, blocks, artifacts, a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.flows import load_flow_from_entrypoint
+
+from flows.tick import tick
+from tests import factories as f
+from tests.factories import T
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_deployment_definition_loads_and_points_at_the_real_flow():
+    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    deployment = next(d for d in spec["deployments"] if d["name"] == "booking-cron-tick")
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # entrypoints are relative to the project root
+    try:
+        loaded = load_flow_from_entrypoint(deployment["entrypoint"])
+    finally:
+        os.chdir(cwd)
+    assert loaded.name == tick.name == "tick"
+    assert deployment["schedules"] == [{"cron": "*/10 * * * *", "timezone": "UTC", "slug": "every-ten-minutes"}]
+    assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert deployment["work_pool"]["name"] == "booking-cron"
+
+
+def test_prefect_deploy_registers_the_cron_schedule(prefect_api, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOOKING_CRON_HOME": str(ROOT)}
+    prefect = [sys.executable, "-m", "prefect"]
+    subprocess.run(prefect + ["work-pool", "create", "booking-cron", "--type", "process", "--overwrite"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run(prefect + ["--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml",
+                                     "--name", "booking-cron-tick"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_deployment_by_name("tick/booking-cron-tick")
+
+    deployment = asyncio.run(read())
+    assert deployment.entrypoint == "flows/tick.py:tick"
+    assert [s.schedule.cron for s in deployment.schedules] == ["*/10 * * * *"]
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+
+
+def test_blocks_save_from_the_environment_and_load_into_it(prefect_api, monkeypatch, database_url):
+    from blocks import DATABASE_BLOCK, TWILIO_BLOCK, TwilioCredentials, load_blocks_into_environment
+    from blocks.connections import register_blocks_from_environment
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "ACblocktest")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "block-secret-token")
+    monkeypatch.setenv("TWILIO_API_URL", "http://127.0.0.1:9")
+    try:
+        assert register_blocks_from_environment() == [DATABASE_BLOCK, TWILIO_BLOCK]
+        saved = TwilioCredentials.load(TWILIO_BLOCK)
+        assert "block-secret-token" not in repr(saved) and saved.auth_token.get_secret_value() == "block-secret-token"
+        for name in ("DATABASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_URL"):
+            monkeypatch.delenv(name)
+        assert load_blocks_into_environment(refresh=True) == [DATABASE_BLOCK, TWILIO_BLOCK]
+        assert os.environ["TWILIO_AUTH_TOKEN"] == "block-secret-token"
+        assert os.environ["TWILIO_API_URL"] == "http://127.0.0.1:9"
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"]) as conn:  # the block's URL reaches the test DB
+            assert conn.execute("select current_database()").fetchone()[0] == urlsplit(database_url).path[1:]
+    finally:
+        async def delete():
+            async with get_client() as client:
+                for block_type, name in ((SqlAlchemyConnector, DATABASE_BLOCK), (TwilioCredentials, TWILIO_BLOCK)):
+                    document = await client.read_block_document_by_name(name, block_type.get_block_type_slug())
+                    await client.delete_block_document(document.id)
+        asyncio.run(delete())
+        load_blocks_into_environment(refresh=True)
+
+
+def flow_run_artifacts(flow_run_id: str) -> dict:
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(flow_run_id)])))
+    return {a.key: a for a in asyncio.run(read())}
+
+
+def test_a_tick_publishes_a_results_table_and_a_summary_failures_first(db, prefect_api):
+    org = f.org(db)
+    client = f.client(db, org, phone="+61412349999")
+    for _ in range(3):
+        f.booking(db, org, client, f.pack(db, org, client))
+    bad = f.booking(db, org, client, None, minutes=-10)
+    summary = tick(tick_at=T)
+    artifacts = flow_run_artifacts(summary["flow_run_id"])
+    assert set(artifacts) == {"tick-results", "tick-summary"}
+    table = artifacts["tick-results"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert len(table) == 7  # 3 completed + 3 deducted + 1 rejected
+    assert table[0]["booking_id"] == bad and table[0]["outcome"] == "rejected"
+    markdown = artifacts["tick-summary"].data
+    assert markdown.index("Needs attention") < markdown.index("## Counts")
+    assert "| deduct | deducted | 3 |" in markdown
+    assert f"booking-cron results --run {summary['flow_run_id']}" in markdown
+    assert "+61412349999" not in json.dumps(table) + markdown
+
+
+def test_the_table_is_capped_and_says_where_the_rest_is(db, prefect_api, monkeypatch):
+    monkeypatch.setenv("BOOKING_CRON_ARTIFACT_ROWS", "4")
+    org = f.org(db)
+    client = f.client(db, org)
+    for _ in range(5):
+        f.booking(db, org, client, None)
+    summary = tick(tick_at=T)
+    markdown = flow_run_artifacts(summary["flow_run_id"])["tick-summary"].data
+    assert "10 per-booking results; the table artifact shows 4 (failures first)." in markdown
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    """A real `prefect server start`, as an operator runs it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_UI_API_URL": url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("prefect server did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_an_operator_sees_the_per_booking_table_on_the_flow_run_in_a_real_prefect_server(db, database_url, prefect_server):
+    org = f.org(db)
+    client = f.client(db, org)
+    booking = f.booking(db, org, client, f.pack(db, org, client))
+    env = {**os.environ, "DATABASE_URL": database_url, "PREFECT_API_URL": prefect_server}
+    done = subprocess.run([sys.executable, "-m", "booking_cron", "run", "--at", T.isoformat(), "--json"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["flow_run_id"]
+    run = httpx.get(f"{prefect_server}/flow_runs/{run_id}").json()
+    assert run["name"] == f"tick {T:%Y-%m-%d %H:%M} UTC" and run["state"]["type"] == "COMPLETED"
+    artifacts = httpx.post(f"{prefect_server}/artifacts/filter",
+                           json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+    by_key = {a["key"]: a for a in artifacts}
+    assert by_key["tick-results"]["type"] == "table" and by_key["tick-summary"]["type"] == "markdown"
+    rows = by_key["tick-results"]["data"]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert {(r["booking_id"], r["step"], r["outcome"]) for r in rows} == {
+        (booking, "complete", "completed"), (booking, "deduct", "deducted")}
+    tasks = httpx.post(f"{prefect_server}/task_runs/filter",
+                       json={"task_runs": {"flow_run_id": {"any_": [run_id]}}}).json()
+    assert {"fetch due bookings", "complete 1 bookings", "deduct batch 1/1"} <= {t["name"] for t in tasks}
