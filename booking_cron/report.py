@@ -7,6 +7,8 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from booking_cron.artifacts import results_table
+
 RESULTS_QUERY = """
 select r.flow_run_id::text as flow_run_id, t.tick_at, r.booking_id::text as booking_id, o.name as org,
        c.full_name as client, b.start_time, b.status as booking_status, r.step, r.outcome, r.reason,
@@ -29,10 +31,6 @@ def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_i
         return pd.DataFrame(cur.fetchall(), columns=columns)
 
 
-def _cell(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-
-
 def print_summary(console: Console, summary: dict, results: pd.DataFrame, rows: int = 12) -> None:
     title = f"{'Dry run of tick' if summary.get('dry_run') else 'Tick'} at {summary['tick_at']}"
     counts = Table(title=title, show_header=True)
@@ -51,12 +49,13 @@ def print_summary(console: Console, summary: dict, results: pd.DataFrame, rows: 
         for kind, n in sorted(summary.get(label, {}).items()):
             counts.add_row(f"text: {kind}", label, str(n))
     console.print(counts)
-    if results.empty:
+    shown = results_table(results, rows)
+    if not shown:
         return
-    shown = results.head(rows)
-    table = Table(title=f"Per-booking results ({len(shown)} of {len(results)} rows)")
+    table = Table(title=f"Per-booking results ({len(shown)} of {len(results)} rows, failures first)")
     for col in ("booking", "client", "session start", "step", "outcome", "reason"):
         table.add_column(col)
-    for r in shown.itertuples():
-        table.add_row(r.booking_id[:8], _cell(r.client), _cell(r.start_time)[:16], r.step, r.outcome, _cell(r.reason))
+    for r in shown:
+        table.add_row(r["booking_id"][:8], r["client"] or "", (r["start_time"] or "")[:16].replace("T", " "),
+                      r["step"], r["outcome"], r["reason"] or "")
     console.print(table)
