@@ -59,6 +59,9 @@ def seed_command(
     console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, {counts.bookings} bookings")
 
 
+SUMMARY_ROWS = 12
+
+
 def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run",
              shard: Optional[str] = None) -> int:
     from flows.tick import tick
@@ -76,7 +79,8 @@ def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str 
         print(json.dumps(summary))
         return 0
     with database.connection() as conn:
-        results = results_frame(conn, run_id=summary["flow_run_id"])  # empty for a dry run
+        # a dry run recorded nothing: its table is empty
+        results = results_frame(conn, run_id=summary["flow_run_id"], limit=SUMMARY_ROWS, failures_first=True)
     print_summary(console, summary, results)
     return 0
 

@@ -7,7 +7,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from booking_cron.artifacts import results_table
+from booking_cron.artifacts import ATTENTION, results_table
 
 RESULTS_QUERY = """
 select r.flow_run_id::text as flow_run_id, t.tick_at, r.booking_id::text as booking_id, o.name as org,
@@ -20,18 +20,25 @@ left join public.clients c on c.id = b.client_id
 left join public.orgs o on o.id = b.org_id
 where (%(run)s::uuid is null or r.flow_run_id = %(run)s::uuid)
   and (%(booking)s::uuid is null or r.booking_id = %(booking)s::uuid)
-order by r.recorded_at, r.booking_id, r.step
+order by {order}
+limit %(limit)s
 """
+CHRONOLOGICAL = "r.recorded_at, r.booking_id, r.step"
+FAILURES_FIRST = "array_position(%(attention)s::text[], r.outcome), r.booking_id, r.step"
 
 
-def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_id: str | None = None) -> pd.DataFrame:
+def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_id: str | None = None,
+                  limit: int | None = None, failures_first: bool = False) -> pd.DataFrame:
+    """Per-booking results; with `limit`, only that many rows (the database does the cutting)."""
+    query = RESULTS_QUERY.format(order=FAILURES_FIRST if failures_first else CHRONOLOGICAL)
     with conn.cursor() as cur:
-        cur.execute(RESULTS_QUERY, {"run": run_id, "booking": booking_id})
+        cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, "attention": list(ATTENTION)})
         columns = [d.name for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=columns)
 
 
 def print_summary(console: Console, summary: dict, results: pd.DataFrame, rows: int = 12) -> None:
+    """Counts, then the first `rows` per-booking results (failures first) of summary['results']."""
     title = f"{'Dry run of tick' if summary.get('dry_run') else 'Tick'} at {summary['tick_at']}"
     counts = Table(title=title, show_header=True)
     counts.add_column("step")
@@ -52,7 +59,7 @@ def print_summary(console: Console, summary: dict, results: pd.DataFrame, rows: 
     shown = results_table(results, rows)
     if not shown:
         return
-    table = Table(title=f"Per-booking results ({len(shown)} of {len(results)} rows, failures first)")
+    table = Table(title=f"Per-booking results ({len(shown)} of {summary['results']} rows, failures first)")
     for col in ("booking", "client", "session start", "step", "outcome", "reason"):
         table.add_column(col)
     for r in shown:

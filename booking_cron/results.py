@@ -40,6 +40,7 @@ class TickSummary:
     failed: dict[str, int] = field(default_factory=dict)
     texts: dict[str, int] = field(default_factory=dict)
     bookings: int = 0
+    results: int = 0  # per-booking result rows (a booking has one per step)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,38 +59,59 @@ def text_kind(step: str) -> str:
     return step.split(":")[1]
 
 
+class Outcomes:
+    """Per-booking results passed between tasks as one opaque object: Prefect walks a returned
+    list item by item (it looks for futures and states), which costs seconds at 100k bookings."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Iterable[StepResult] = ()):
+        self.items = list(items)
+
+
+# (step, outcome, reason, queued by this tick) -> how many
+CountKey = tuple[str, str, str | None, bool]
+
+
 def summarize(flow_run_id: str, tick_at: str, results: Iterable[StepResult], dry_run: bool = False) -> TickSummary:
-    """Counts by step and outcome, from per-booking results (the database's, or a dry run's)."""
-    summary = TickSummary(flow_run_id=flow_run_id, tick_at=tick_at, dry_run=dry_run)
+    """Counts by step and outcome from per-booking results (a dry run's, held in memory)."""
+    results = list(results)
+    counted = Counter((r.step, r.outcome, r.reason, bool((r.detail or {}).get("queued"))) for r in results)
+    return summarize_counts(flow_run_id, tick_at, counted.items(), len({r.booking_id for r in results}), dry_run)
+
+
+def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[CountKey, int]], bookings: int,
+                     dry_run: bool = False) -> TickSummary:
+    """Counts by step and outcome, from (step, outcome, reason, queued) counts."""
+    summary = TickSummary(flow_run_id=flow_run_id, tick_at=tick_at, dry_run=dry_run, bookings=bookings)
     not_deducted: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     by_text: dict[str, Counter[str]] = {"queued": Counter(), "sent": Counter(), "failed": Counter()}
     texts: Counter[str] = Counter()
-    bookings: set[str] = set()
-    for r in results:
-        bookings.add(r.booking_id)
-        if r.step == COMPLETE:
-            if r.outcome == "completed":
-                summary.completed += 1
-            elif r.outcome == "rejected":
-                rejected[r.reason or "unknown"] += 1
+    for (step, outcome, reason, queued), n in counts:
+        summary.results += n
+        if step == COMPLETE:
+            if outcome == "completed":
+                summary.completed += n
+            elif outcome == "rejected":
+                rejected[reason or "unknown"] += n
             else:
-                skipped[r.reason or r.outcome] += 1
-        elif r.step == DEDUCT:
-            if r.outcome == "deducted":
-                summary.deducted += 1
+                skipped[reason or outcome] += n
+        elif step == DEDUCT:
+            if outcome == "deducted":
+                summary.deducted += n
             else:
-                not_deducted[r.reason or "unknown"] += 1
-        elif r.step.startswith(TEXT_PREFIX):
-            kind = text_kind(r.step)
-            texts[r.outcome] += 1
-            if (r.detail or {}).get("queued"):
-                by_text["queued"][kind] += 1
-            if r.outcome == "sent":
-                by_text["sent"][kind] += 1
-            elif r.outcome in FAILED_TEXT_OUTCOMES:
-                by_text["failed"][kind] += 1
+                not_deducted[reason or "unknown"] += n
+        elif step.startswith(TEXT_PREFIX):
+            kind = text_kind(step)
+            texts[outcome] += n
+            if queued:
+                by_text["queued"][kind] += n
+            if outcome == "sent":
+                by_text["sent"][kind] += n
+            elif outcome in FAILED_TEXT_OUTCOMES:
+                by_text["failed"][kind] += n
     summary.not_deducted = dict(not_deducted)
     summary.skipped = dict(skipped)
     summary.rejected = dict(rejected)
@@ -97,5 +119,4 @@ def summarize(flow_run_id: str, tick_at: str, results: Iterable[StepResult], dry
     summary.sent = dict(by_text["sent"])
     summary.failed = dict(by_text["failed"])
     summary.texts = dict(texts)
-    summary.bookings = len(bookings)
     return summary

@@ -16,7 +16,7 @@ import psycopg
 from booking_cron import database
 from booking_cron.due import ALL, DueBooking, Rejected, Shard
 from booking_cron.faults import crash_point
-from booking_cron.results import COMPLETE, DEDUCT, StepResult
+from booking_cron.results import COMPLETE, DEDUCT, CountKey, StepResult
 
 FETCH_DUE = """
 select b.id::text, b.purchase_id::text, b.start_time, b.end_time, false
@@ -184,11 +184,15 @@ class BookingStore:
             )
             return {row[0] for row in cur}
 
-    def run_results(self, run_id: str) -> list[StepResult]:
+    def run_counts(self, run_id: str) -> tuple[list[tuple[CountKey, int]], int]:
+        """A run's results counted by (step, outcome, reason, queued), and its distinct bookings."""
         with self._transaction() as cur:
             cur.execute(
-                """select booking_id::text, step, outcome, reason, detail from public.tick_results
-                   where flow_run_id = %s""",
+                """select step, outcome, reason, coalesce((detail->>'queued')::boolean, false), count(*)::int
+                   from public.tick_results where flow_run_id = %s group by 1, 2, 3, 4""",
                 (run_id,),
             )
-            return [StepResult(*row) for row in cur]
+            counts = [((step, outcome, reason, queued), n) for step, outcome, reason, queued, n in cur]
+            cur.execute("select count(distinct booking_id)::int from public.tick_results where flow_run_id = %s",
+                        (run_id,))
+            return counts, cur.fetchone()[0]

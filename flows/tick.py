@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from blocks import load_blocks_into_environment
 from booking_cron import config, database
@@ -21,7 +22,7 @@ from booking_cron.artifacts import results_table, summary_markdown
 from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, on_a_pack, triage
 from booking_cron.faults import crash_point
 from booking_cron.report import results_frame
-from booking_cron.results import COMPLETE, StepResult, summarize
+from booking_cron.results import COMPLETE, Outcomes, StepResult, summarize, summarize_counts
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 
@@ -53,14 +54,16 @@ def record_rejections(run_id: str, rejected: list[Rejected], dry_run: bool) -> l
     return BookingStore().record_rejections(run_id, rejected, dry_run)
 
 
+# Big inputs are passed quote()d and big results wrapped in Outcomes: Prefect would otherwise
+# walk them item by item looking for futures (seconds at 100k bookings; see bench/README.md).
 @task(task_run_name="complete {count} bookings", **RETRIES)
-def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: bool) -> list[StepResult]:
-    return BookingStore().complete(run_id, booking_ids, dry_run)
+def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: bool) -> Outcomes:
+    return Outcomes(BookingStore().complete(run_id, booking_ids, dry_run))
 
 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
-def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> list[StepResult]:
-    return BookingStore().deduct(run_id, batch, dry_run)
+def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> Outcomes:
+    return Outcomes(BookingStore().deduct(run_id, batch, dry_run))
 
 
 @task(task_run_name="queue texts", **RETRIES)
@@ -81,8 +84,10 @@ def record_tick_start(run_id: str, tick_at: datetime, trigger: str) -> None:
 
 @task(task_run_name="summarize tick", **RETRIES)
 def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
+    """Counts from the database's per-booking results (the record of truth), kept on tick_runs."""
     store = BookingStore()
-    summary = summarize(run_id, tick_at.isoformat(), store.run_results(run_id)).as_dict()
+    counts, bookings = store.run_counts(run_id)
+    summary = summarize_counts(run_id, tick_at.isoformat(), counts, bookings).as_dict()
     store.finish_run(run_id, state, summary)
     return summary
 
@@ -91,11 +96,12 @@ def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
 def publish_results(run_id: str, summary: dict) -> None:
     """The per-booking table and the markdown summary, attached to this flow run in the UI."""
     with database.connection() as conn:
-        frame = results_frame(conn, run_id=run_id)
+        frame = results_frame(conn, run_id=run_id, limit=config.artifact_rows(), failures_first=True)
+    total = summary["results"]
     rows = results_table(frame, config.artifact_rows())
     create_table_artifact(rows, key="tick-results",
-                          description=f"Per-booking results, {len(rows)} of {len(frame)} rows, failures first")
-    create_markdown_artifact(summary_markdown(summary, len(frame), len(rows), run_id), key="tick-summary",
+                          description=f"Per-booking results, {len(rows)} of {total} rows, failures first")
+    create_markdown_artifact(summary_markdown(summary, total, len(rows), run_id), key="tick-summary",
                              description=f"Tick at {summary['tick_at']}")
 
 
@@ -117,7 +123,7 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     results = record_rejections(run_id, plan.rejected, dry_run) if plan.rejected else []
 
     ids = [b.id for b in plan.to_complete]
-    completion = complete_bookings(run_id, ids, len(ids), dry_run) if ids else []
+    completion = complete_bookings(run_id, quote(ids), len(ids), dry_run).items if ids else []
     crash_point("between_complete_and_deduct")
     results += completion
     completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
@@ -125,12 +131,13 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
 
     batches = deduction_batches(owed, config.batch_size())
     futures = deduct_sessions.map(
-        unmapped(run_id), batches, range(1, len(batches) + 1), unmapped(len(batches)), unmapped(dry_run)
+        unmapped(run_id), [quote(b) for b in batches], range(1, len(batches) + 1), unmapped(len(batches)),
+        unmapped(dry_run),
     )
     failed_batches = 0
     for future in futures:
         try:
-            results += future.result()
+            results += future.result().items
         except Exception:
             failed_batches += 1
     if failed_batches:

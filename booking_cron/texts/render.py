@@ -9,6 +9,8 @@ access or arithmetic (which the sandbox alone would still allow, e.g. CPU-bound
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import unicodedata
 from datetime import datetime
 from typing import Mapping
@@ -113,9 +115,10 @@ def _as_text(value: object) -> str:
     return clean_text(value if isinstance(value, str) else str(value))
 
 
-def _placeholders(template: str) -> list[str]:
+@lru_cache(maxsize=256)
+def _placeholders(template: str) -> tuple[str, ...]:
     """Parse and return the placeholder names, rejecting anything that is not
-    literal text or a bare ``{{name}}``."""
+    literal text or a bare ``{{name}}``. Cached: a tick renders one template many times."""
     try:
         tree = _ENV.parse(template)
     except TemplateSyntaxError as exc:
@@ -138,7 +141,12 @@ def _placeholders(template: str) -> list[str]:
                 "only plain {{placeholder}} substitutions are allowed "
                 f"(found {type(child).__name__.lower()} on line {child.lineno})",
             )
-    return names
+    return tuple(names)
+
+
+@lru_cache(maxsize=256)
+def _compiled(template: str):
+    return _ENV.from_string(template)
 
 
 def render_body(template: str, variables: Mapping[str, object]) -> str:
@@ -155,7 +163,7 @@ def render_body(template: str, variables: Mapping[str, object]) -> str:
         raise TemplateError("unknown_placeholder", f"unknown {noun} {shown}")
     values = {str(k): _as_text(v) for k, v in variables.items()}
     try:
-        body = _ENV.from_string(template).render(values)
+        body = _compiled(template).render(values)
     except SecurityError as exc:
         raise TemplateError("template_unsafe", f"template rejected: {exc}") from exc
     except UndefinedError as exc:
