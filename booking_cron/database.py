@@ -129,7 +129,13 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
         except PoolTimeout as error:
             raise DatabaseUnavailable(f"cannot reach the bookings database at {safe_url(url)} "
                                       f"within {config.db_timeout():g} s: {error}") from None
-        yield conn
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            # The server may have restarted: drop every dead idle connection now, so that the
+            # task's retry gets a live one instead of the next dead one.
+            pool(url).check()
+            raise
 
 
 def close_pools() -> None:

@@ -12,8 +12,8 @@ from typing import Iterable, Iterator, Sequence
 class DueBooking:
     id: str
     purchase_id: str | None
-    start_time: datetime
-    end_time: datetime
+    start_time: datetime | None  # None: a time the database holds but Python cannot (-infinity)
+    end_time: datetime | None
     completed_earlier: bool = False  # completed by an interrupted tick, deduction still owed
 
 
@@ -62,7 +62,9 @@ def triage(due: Iterable[DueBooking]) -> Triage:
     to_deduct_only: list[DueBooking] = []
     rejected: list[Rejected] = []
     for booking in due:
-        if booking.end_time < booking.start_time:
+        if booking.start_time is None or booking.end_time is None:
+            rejected.append(Rejected(booking.id, "invalid_time"))
+        elif booking.end_time < booking.start_time:
             rejected.append(Rejected(booking.id, "end_before_start"))
         elif booking.completed_earlier:
             to_deduct_only.append(booking)

@@ -8,10 +8,11 @@ from rich.console import Console
 from rich.table import Table
 
 from booking_cron.artifacts import ATTENTION, results_table
+from booking_cron.store import loadable_time
 
 RESULTS_QUERY = """
 select r.flow_run_id::text as flow_run_id, t.tick_at, r.booking_id::text as booking_id, o.name as org,
-       c.full_name as client, b.start_time, b.status as booking_status, r.step, r.outcome, r.reason,
+       c.full_name as client, {start} as start_time, b.status as booking_status, r.step, r.outcome, r.reason,
        r.detail->>'to' as to, r.recorded_at
 from public.tick_results r
 left join public.tick_runs t on t.flow_run_id = r.flow_run_id
@@ -30,7 +31,8 @@ FAILURES_FIRST = "array_position(%(attention)s::text[], r.outcome), r.booking_id
 def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_id: str | None = None,
                   limit: int | None = None, failures_first: bool = False) -> pd.DataFrame:
     """Per-booking results; with `limit`, only that many rows (the database does the cutting)."""
-    query = RESULTS_QUERY.format(order=FAILURES_FIRST if failures_first else CHRONOLOGICAL)
+    query = RESULTS_QUERY.format(order=FAILURES_FIRST if failures_first else CHRONOLOGICAL,
+                                 start=loadable_time("b.start_time"))
     with conn.cursor() as cur:
         cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, "attention": list(ATTENTION)})
         columns = [d.name for d in cur.description]

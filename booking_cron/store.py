@@ -18,16 +18,22 @@ from booking_cron.due import ALL, DueBooking, Rejected, Shard
 from booking_cron.faults import crash_point
 from booking_cron.results import COMPLETE, DEDUCT, CountKey, StepResult
 
+def loadable_time(column: str) -> str:
+    """SQL for a timestamp column that yields null for times Python cannot hold (-infinity, BC)."""
+    return f"case when isfinite({column}) and {column} >= '0001-01-01 00:00:00+00' then {column} end"
+
+
+# Rows with such times come back with null times; triage rejects them.
 FETCH_DUE = """
-select b.id::text, b.purchase_id::text, b.start_time, b.end_time, false
+select b.id::text, b.purchase_id::text, {start}, {end}, false
 from public.bookings b
 where b.status = 'confirmed' and b.end_time <= %(tick_at)s and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 union all
-select b.id::text, b.purchase_id::text, b.start_time, b.end_time, true
+select b.id::text, b.purchase_id::text, {start}, {end}, true
 from public.tick_completions tc
 join public.bookings b on b.id = tc.booking_id
 where tc.deduction is null and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
-"""
+""".format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"))
 
 COMPLETE_BOOKINGS = """
 with done as (

@@ -39,6 +39,7 @@ with candidates as (
   join public.sms_settings s on s.org_id = b.org_id and s.enabled
   where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
       or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
+    and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00'  -- others are rejected, not texted
     and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 ),
 packs as (
@@ -116,6 +117,17 @@ where m.id = due.id
 returning m.id::text, m.idempotency_key, m.kind, m.schedule_id::text, m.related_entity_id::text, m.org_id::text,
           m.client_id::text, m.to_phone, nullif(m.from_phone, ''), m.messaging_service_sid, m.body,
           m.expires_at, m.attempts, due.was = 'sending'
+"""
+
+CLAIM_LOST = "claim_lost"
+
+# The claim fence: the text must still be this sender's claim (its lease may have run out and
+# another sender reclaimed it, bumping attempts). Held FOR UPDATE through the send, so no one
+# else can claim it meanwhile (CLAIM skips locked rows).
+LOCK_CLAIM = """
+select 1 from public.sms_messages m
+where m.id = %(id)s and m.status = 'sending' and m.attempts = %(attempts)s
+for update
 """
 
 # Why a text must not go now. Read after LOCK_BOOKING, so that a cancellation committed before
@@ -238,22 +250,27 @@ class Outbox:
         return quiet, budget
 
     @contextmanager
-    def send_guard(self, message_id: str) -> Iterator[tuple[str | None, psycopg.Connection]]:
-        """Holds the booking's share lock while the caller sends and settles on the same connection;
-        yields why the text must not go (or None) and that connection."""
+    def send_guard(self, message_id: str, attempts: int) -> Iterator[tuple[str | None, psycopg.Connection]]:
+        """Holds the claim and the booking's share lock while the caller sends and settles on the
+        same connection; yields why the text must not go (CLAIM_LOST, a reason, or None)."""
         with database.connection(self.url) as conn:
             with conn.transaction():
+                if conn.execute(LOCK_CLAIM, {"id": message_id, "attempts": attempts}).fetchone() is None:
+                    yield CLAIM_LOST, conn
+                    return
                 conn.execute(LOCK_BOOKING, {"id": message_id})
                 row = conn.execute(BLOCKER, {"id": message_id}).fetchone()
                 yield (row[0] if row else "message_deleted"), conn
 
-    def settle(self, message_id: str, status: str, *, sid: str | None = None, code: str | None = None,
-               detail: str | None = None, until: datetime | None = None, sent_at: datetime | None = None,
-               conn: psycopg.Connection | None = None) -> None:
-        """Record a text's fate (or put it back in the queue, with `until` as its new time)."""
+    def settle(self, message_id: str, attempts: int, status: str, *, sid: str | None = None,
+               code: str | None = None, detail: str | None = None, until: datetime | None = None,
+               sent_at: datetime | None = None, conn: psycopg.Connection | None = None) -> None:
+        """Record a text's fate (or put it back in the queue, with `until` as its new time), only
+        while it is still this claim (status sending, same attempts): a sender that outlived its
+        lease changes nothing."""
         if conn is None:
             with database.connection(self.url) as own:
-                return self.settle(message_id, status, sid=sid, code=code, detail=detail, until=until,
+                return self.settle(message_id, attempts, status, sid=sid, code=code, detail=detail, until=until,
                                    sent_at=sent_at, conn=own)
         with conn.cursor() as cur:
             cur.execute(
@@ -262,9 +279,9 @@ class Outbox:
                        error_code = %(code)s, error_message = %(detail)s, locked_until = null,
                        scheduled_for = coalesce(%(until)s, scheduled_for),
                        sent_at = coalesce(%(sent_at)s, sent_at), updated_at = now()
-                   where id = %(id)s""",
+                   where id = %(id)s and status = 'sending' and attempts = %(attempts)s""",
                 {"status": status, "sid": sid, "code": code, "detail": detail, "until": until,
-                 "sent_at": sent_at, "id": message_id})
+                 "sent_at": sent_at, "id": message_id, "attempts": attempts})
 
     def suppress(self, org_id: str, phone: str, reason: str, conn: psycopg.Connection) -> None:
         with conn.cursor() as cur:

@@ -20,7 +20,7 @@ from booking_cron.results import StepResult, text_step
 from booking_cron.sms.gateway import (
     ACCEPTED, MAYBE_SENT, REJECTED, SUPPRESSING_CODES, LookupFailed, SendResult, SmsGateway,
 )
-from booking_cron.sms.outbox import ClaimedText, Outbox
+from booking_cron.sms.outbox import CLAIM_LOST, ClaimedText, Outbox
 from booking_cron.texts.phones import mask_phone
 from booking_cron.texts.sending import Decision, QuietHours, SendBudget, decide_send, limit_wait, retry_delay
 
@@ -93,30 +93,34 @@ class Sender:
     def _deliver_one(self, text: ClaimedText, quiet: QuietHours | None, budget: SendBudget,
                      lock: threading.Lock) -> tuple[str, str | None]:
         now = self.clock()
+        # A sender died mid-send: the provider may have it. Ask first, whatever happens next,
+        # so that neither a deferral nor "expired" hides a text that went out.
+        if text.reclaimed:
+            try:
+                sid = self.gateway.lookup(text.to_phone, text.body, utc_now() - LEASE - timedelta(minutes=5))
+            except LookupFailed as error:
+                self.outbox.settle(text.id, text.attempts, "unknown", code="lookup_failed", detail=str(error)[:200])
+                return "unknown", "lookup_failed"
+            if sid:
+                self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=now)
+                return "sent", "found_at_provider"
         if quiet is None:  # the org turned texting off (or lost its settings) after queueing
-            self.outbox.settle(text.id, "cancelled", code="sms_disabled")
+            self.outbox.settle(text.id, text.attempts, "cancelled", code="sms_disabled")
             return "cancelled", "sms_disabled"
         decision = decide_send(text.expires_at, quiet, now)
         if decision.action != "send":
             return self._not_now(text, decision)
-        if text.reclaimed:  # a sender died mid-send: the provider may have it
-            try:
-                sid = self.gateway.lookup(text.to_phone, text.body, utc_now() - LEASE - timedelta(minutes=5))
-            except LookupFailed as error:
-                self.outbox.settle(text.id, "unknown", code="lookup_failed", detail=str(error)[:200])
-                return "unknown", "lookup_failed"
-            if sid:
-                self.outbox.settle(text.id, "sent", sid=sid, sent_at=now)
-                return "sent", "found_at_provider"
         with lock:
             limit = budget.take(text.org_id, text.client_id or "")
         if limit:
-            self.outbox.settle(text.id, "queued", code=limit, until=limit_wait(limit, now))
+            self.outbox.settle(text.id, text.attempts, "queued", code=limit, until=limit_wait(limit, now))
             return "deferred", limit
-        with self.outbox.send_guard(text.id) as (blocker, conn):
-            if blocker:
+        with self.outbox.send_guard(text.id, text.attempts) as (blocker, conn):
+            if blocker == CLAIM_LOST:
+                outcome = ("claim_lost", None)  # another sender reclaimed it after our lease ran out
+            elif blocker:
                 status = "skipped" if blocker in ("opted_out", "suppressed") else "cancelled"
-                self.outbox.settle(text.id, status, code=blocker, conn=conn)
+                self.outbox.settle(text.id, text.attempts, status, code=blocker, conn=conn)
                 outcome = (status, blocker)
             else:
                 outcome = self._send(text, conn)
@@ -127,9 +131,9 @@ class Sender:
 
     def _not_now(self, text: ClaimedText, decision: Decision) -> tuple[str, str | None]:
         if decision.action == "expire":
-            self.outbox.settle(text.id, "expired", code=decision.reason)
+            self.outbox.settle(text.id, text.attempts, "expired", code=decision.reason)
             return "expired", decision.reason
-        self.outbox.settle(text.id, "queued", code=decision.reason, until=decision.until)
+        self.outbox.settle(text.id, text.attempts, "queued", code=decision.reason, until=decision.until)
         return "deferred", decision.reason
 
     def _send(self, text: ClaimedText, conn) -> tuple[str, str | None]:
@@ -139,32 +143,34 @@ class Sender:
             if attempt:
                 time.sleep(retry_delay(attempt - 1, self.backoff, self.rng.uniform(0.5, 1.5)))
             if self.clock() >= text.expires_at:
-                self.outbox.settle(text.id, "expired", code="stale", conn=conn)
+                self.outbox.settle(text.id, text.attempts, "expired", code="stale", conn=conn)
                 return "expired", "stale"
             self.pacer.wait()
             last = self.gateway.send(text.to_phone, text.body, text.from_phone, text.messaging_service_sid)
             if last.kind == ACCEPTED:
                 crash_point("after_provider_accept")
-                self.outbox.settle(text.id, "sent", sid=last.sid, sent_at=self.clock(), conn=conn)
+                self.outbox.settle(text.id, text.attempts, "sent", sid=last.sid, sent_at=self.clock(), conn=conn)
                 return "sent", None
             if last.kind == REJECTED:
                 code = int(last.code) if (last.code or "").isdigit() else None
                 if code in SUPPRESSING_CODES:
                     self.outbox.suppress(text.org_id, text.to_phone, SUPPRESSING_CODES[code], conn)
-                self.outbox.settle(text.id, "failed", code=last.code, detail=last.detail, conn=conn)
+                self.outbox.settle(text.id, text.attempts, "failed", code=last.code, detail=last.detail, conn=conn)
                 return "failed", f"provider_{last.code}"
             if last.kind == MAYBE_SENT:
                 try:
                     sid = self.gateway.lookup(text.to_phone, text.body, started)
                 except LookupFailed as error:
-                    self.outbox.settle(text.id, "unknown", code=last.code, detail=str(error)[:200], conn=conn)
+                    self.outbox.settle(text.id, text.attempts, "unknown", code=last.code, detail=str(error)[:200],
+                                       conn=conn)
                     return "unknown", f"{last.code}_then_lookup_failed"
                 if sid:
-                    self.outbox.settle(text.id, "sent", sid=sid, sent_at=self.clock(), conn=conn)
+                    self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=self.clock(), conn=conn)
                     return "sent", f"found_after_{last.code}"
         assert last is not None
         if text.attempts >= MAX_CLAIMS:
-            self.outbox.settle(text.id, "failed", code="retries_exhausted", detail=last.code, conn=conn)
+            self.outbox.settle(text.id, text.attempts, "failed", code="retries_exhausted", detail=last.code, conn=conn)
             return "failed", "retries_exhausted"
-        self.outbox.settle(text.id, "queued", code=last.code, until=self.clock() + timedelta(minutes=1), conn=conn)
+        self.outbox.settle(text.id, text.attempts, "queued", code=last.code, until=self.clock() + timedelta(minutes=1),
+                           conn=conn)
         return "deferred", f"retrying_{last.code}"

@@ -1,0 +1,153 @@
+"""`python -m bench` (`make bench`): every figure beside its baseline, measured in this run.
+
+    python -m bench                                  # everything at the issue's sizes
+    python -m bench --sizes 1000,10000 --only 1,3    # a quick run
+    python -m bench --seed-app-limit 10000           # baseline (b) over 10k, scaled to the largest size
+
+Comparisons: 1 complete+deduct at scale vs raw SQL and the seed app's loop (and statement
+counts); 2 scaling curve (time, peak RSS); 3 fixed cost vs a one-task flow; 4 texts through
+the sandbox; 5 four shard ticks at once vs one tick. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # the tick's "no SMS provider" warning is expected here
+os.environ["BOOKING_CRON_COUNT_STATEMENTS"] = "1"  # before any pool exists
+for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_URL"):
+    os.environ.pop(_name, None)  # never a real provider: only comparison 4 sets these, to the sandbox
+
+from bench import deduct, env, fixed, report, shards, texts  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="due bookings per tick for comparison 2; the largest is used by 1 and 5")
+    parser.add_argument("--only", default="1,2,3,4,5", help="comparisons to run, e.g. 1,3")
+    parser.add_argument("--texts", type=int, default=2000, help="due texts for comparison 4")
+    parser.add_argument("--fixed-runs", type=int, default=7, help="runs of each flow for comparison 3 (median)")
+    parser.add_argument("--seed-app-limit", type=int, default=None,
+                        help="run baseline (b) over this many bookings and scale to the largest size")
+    parser.add_argument("--raw-repeats", type=int, default=3,
+                        help="fresh databases to run baseline (a) on (median); it is fast and noisy")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--json", dest="json_path", help="also write every measurement to this file")
+    args = parser.parse_args(argv)
+    args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    args.only = {int(s) for s in args.only.split(",") if s.strip()}
+    if not args.sizes or not args.only <= {1, 2, 3, 4, 5}:
+        parser.error("--sizes needs at least one size; --only takes numbers 1 to 5")
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    server, largest = env.server_url(), args.sizes[-1]
+    machine = env.machine(server)
+    progress(f"machine: {machine}")
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5 * (os.cpu_count() or 1):
+        progress(f"WARNING: load average {load_before[0]:.1f} before the bench: other work is running, "
+                 "figures will be slower and noisier")
+    measured: dict = {"machine": machine, "sizes": args.sizes, "only": sorted(args.only)}
+    figures: list[report.Figure] = []
+    started = time.perf_counter()
+    with env.prefect_server():
+        ticks: dict[int, dict] = {}
+        if args.only & {1, 2}:
+            for n in (args.sizes if 2 in args.only else [largest]):
+                ticks[n] = deduct.tick_at_size(server, n)
+                progress(f"tick over {n:,} due: {ticks[n]['seconds']:.2f} s, "
+                         f"peak RSS {ticks[n]['rss_peak'] / 2**20:.0f} MiB, {ticks[n]['statements']} statements")
+            measured["ticks"] = ticks
+        if 1 in args.only:
+            raw = deduct.raw_baseline(server, largest, args.raw_repeats)
+            progress(f"(a) raw SQL over {largest:,}: {raw['seconds']:.2f} s (median of {raw['runs']})")
+            seed_app = deduct.seed_app_baseline(server, largest, args.seed_app_limit)
+            progress(f"(b) seed app's loop over {seed_app['measured_over']:,}: {seed_app['seconds']:.2f} s "
+                     f"({seed_app['statements']:,} statements)")
+            measured.update(raw=raw, seed_app=seed_app)
+            figures += report.comparison_1(ticks[largest], raw, seed_app)
+        if 2 in args.only:
+            figures += report.comparison_2(ticks)
+        if 3 in args.only:
+            measured["fixed"] = fixed.run(server, args.fixed_runs)
+            progress(f"fixed cost: tick {measured['fixed']['tick_median']:.3f} s, "
+                     f"one-task flow {measured['fixed']['flow_median']:.3f} s")
+            figures += report.comparison_3(measured["fixed"])
+        if 4 in args.only:
+            measured["texts"] = texts.run(server, args.texts)
+            progress(f"texts: {measured['texts']['tick_seconds']:.2f} s for {args.texts:,}")
+            figures += report.comparison_4(measured["texts"])
+        if 5 in args.only:
+            measured["shards"] = shards.run(server, largest)
+            progress(f"shards: one tick {measured['shards']['single_seconds']:.2f} s, "
+                     f"four at once {measured['shards']['shards_window']:.2f} s")
+            figures += report.comparison_5(measured["shards"])
+
+    print()
+    print(f"## Figures (one run, {time.perf_counter() - started:.0f} s, same machine)\n")
+    print(report.figures_table(figures))
+    load_after = os.getloadavg()
+    measured["load_average"] = {"before": load_before, "after": load_after}
+    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items())
+          + f"; load average (1, 5, 15 min) before {fmt_load(load_before)}, after {fmt_load(load_after)}")
+    print(details(measured))
+    if args.json_path:
+        with open(args.json_path, "w") as out:
+            json.dump(measured, out, indent=2, default=str)
+    return 1 if args.strict and any(f.met is False for f in figures) else 0
+
+
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
+def details(m: dict) -> str:
+    out = []
+    if m.get("ticks"):
+        out += ["\n### Ticks by size (fresh subprocess each)\n", report.scaling_table(m["ticks"])]
+    if "raw" in m:
+        seed_app = m["seed_app"]
+        runs = [round(x, 2) for x in m["raw"]["all_seconds"]]
+        out += [f"\n(a) raw SQL: {m['raw']['seconds']:.2f} s (median of {runs}), 1 statement, "
+                f"end state {m['raw']['end_state']}",
+                f"(b) seed app's loop: {seed_app['seconds']:.2f} s, {seed_app['statements']:,} statements"
+                + (f" (measured over {seed_app['measured_over']:,}, scaled)" if seed_app.get("extrapolated") else "")
+                + f", end state {seed_app['end_state']}"]
+    if "fixed" in m:
+        f = m["fixed"]
+        out += [f"\nfixed cost: ticks {[round(x, 3) for x in f['ticks']]}, one-task flows "
+                f"{[round(x, 3) for x in f['flows']]}, {f['statements_per_tick']:.0f} statements per nothing-due tick"]
+    if "texts" in m:
+        t = m["texts"]
+        out += [f"\ntexts: tick {t['tick_seconds']:.2f} s (queue step {t['queue_seconds']:.2f} s, send steps "
+                f"{t['send_seconds']:.2f} s); sandbox accepted the first {t['first_accept']:.2f} s and the last "
+                f"{t['last_accept']:.2f} s after the tick started; {t['rate_limited']} answered 429; outbox "
+                f"{t['outbox']}; {t['statements']:,} statements"]
+    if "shards" in m:
+        s = m["shards"]
+        out += [f"\nshards: one tick {s['single_seconds']:.2f} s (process {s['single_process_wall']:.2f} s, CPU busy "
+                f"{s['cpu_busy_single']:.0%}); four shards {s['shards_window']:.2f} s (processes "
+                f"{s['shards_process_wall']:.2f} s, CPU busy {s['cpu_busy_shards']:.0%}); speed-up {s['speedup']:.2f}x "
+                f"({s['speedup_with_startup']:.2f}x with interpreter start-up)",
+                report.markdown(["shard", "completed", "tick", "complete+deduct", "tick CPU"],
+                                [[p["shard"], f"{p['completed']:,}", f"{p['seconds']:.2f} s",
+                                  f"{p['complete+deduct']:.2f} s", f"{p['cpu_seconds']:.1f} s"]
+                                 for p in s["per_shard"]])]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""Database faults: the tick's connections terminated in the middle of a tick, and a restart-like
+loss of every connection between ticks. The tick retries through it or fails clearly; the next
+tick repairs; the audit is clean.
+
+Only backends of this session's own test database are terminated (never the server, which other
+sessions share), and never the test's own connections.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from booking_cron import database
+from tests.faultkit import (  # noqa: F401 (fixtures)
+    T, assert_world, cli_env, cli_tick, count, fast_retries, fault_counts, run_tick, sandbox, sandbox_server,
+    violations, world,
+)
+
+TERMINATE_OTHERS = """
+select count(pg_terminate_backend(a.pid)) from pg_stat_activity a
+where a.datname = current_database() and a.pid <> pg_backend_pid() and a.pid <> all(%s)
+  and a.backend_type = 'client backend'
+"""
+
+
+OTHERS = """
+select count(*) from pg_stat_activity a
+where a.datname = current_database() and a.pid <> pg_backend_pid() and a.pid <> all(%s)
+  and a.backend_type = 'client backend'
+"""
+
+
+class Terminator(threading.Thread):
+    """Terminates every other backend of the test database every `every` seconds, from `start`
+    seconds on, for `duration` seconds (or until stopped)."""
+
+    def __init__(self, url: str, spare: list[int], every: float = 0.15, start: float = 0.0,
+                 duration: float = 3600.0, wait_for_client: bool = False):
+        super().__init__(daemon=True)
+        self.url, self.spare, self.every, self.start_after, self.duration = url, spare, every, start, duration
+        self.wait_for_client = wait_for_client
+        self.stopped = threading.Event()
+        self.terminated = 0
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while self.wait_for_client and not self.stopped.is_set() and not conn.execute(
+                    OTHERS, (self.spare,)).fetchone()[0]:
+                self.stopped.wait(0.02)  # the tick's process has not connected yet
+            if self.stopped.wait(self.start_after):
+                return
+            until = time.monotonic() + self.duration
+            while not self.stopped.is_set() and time.monotonic() < until:
+                self.terminated += conn.execute(TERMINATE_OTHERS, (self.spare,)).fetchone()[0]
+                self.stopped.wait(self.every)
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.join(timeout=30)
+        count("db_faults", self.terminated)
+        return self.terminated
+
+
+def can_terminate(db) -> bool:
+    return db.execute("select rolsuper or pg_has_role(current_user, 'pg_signal_backend', 'member') "
+                      "from pg_roles where rolname = current_user").fetchone()[0]
+
+
+@pytest.fixture
+def terminating(db, database_url):
+    if not can_terminate(db):
+        pytest.skip("the test database's role may not terminate backends")
+    started: list[Terminator] = []
+
+    def start(**kwargs) -> Terminator:
+        t = Terminator(database_url, [db.info.backend_pid], **kwargs)
+        t.start()
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+
+
+@pytest.mark.parametrize("schedule", [
+    dict(start=0.0, duration=1.5, every=0.1),   # a storm at the start of the tick
+    dict(start=1.0, duration=2.0, every=0.3),   # in the middle
+    dict(start=0.0, every=0.05),                # without end: the tick must fail clearly, or finish
+], ids=["storm-at-start", "mid-tick", "until-it-ends"])
+def test_connections_terminated_during_a_tick(db, sandbox, prefect_api, terminating, schedule):
+    w = world(db, on_pack=12, no_pack=3, reminders=4)
+    database.close_pools()  # this process's idle connections would count as the tick's
+    killer = terminating(wait_for_client=True, **schedule)
+    tick = cli_tick(T, cli_env(prefect_api, sandbox, BOOKING_CRON_RETRY_DELAYS="0.2", BOOKING_CRON_DB_TIMEOUT="3"))
+    terminated = killer.stop()
+    assert terminated > 0
+    assert tick.returncode in (0, 1), f"exit {tick.returncode}:\n{tick.stderr[-4000:]}"
+    if tick.returncode:  # a clear failure, not a hang or a crash
+        assert "tick failed" in tick.stderr, tick.stderr[-4000:]
+    assert tick.returncode != -signal.SIGKILL
+
+    database.close_pools()  # (its connections died too; what that does to a pool is the next test's)
+    run_tick(T + timedelta(minutes=10))  # the repair: no faults now
+    run_tick(T + timedelta(minutes=20))
+    assert violations(db, sandbox) == []
+    assert_world(db, w, sandbox)
+
+
+def test_a_restart_like_loss_of_every_connection_between_ticks(db, sandbox, terminating, monkeypatch):
+    """Every connection of the test database dies at once between two ticks (what a server
+    restart does to a pool). The next in-process tick, whose pool still holds the dead
+    connections, must get through."""
+    fast_retries(monkeypatch, 0.2)
+    database.close_pools()
+    w = world(db, on_pack=8, no_pack=2, reminders=4)
+    pool = database.pool()
+    with pool.connection() as a, pool.connection() as b, pool.connection() as c, pool.connection() as d, \
+            pool.connection() as e:
+        for conn in (a, b, c, d, e):  # a pool that has grown, as it does while texts are sent
+            conn.execute("select 1")
+    killer = terminating(duration=0.3, every=0.1)
+    time.sleep(0.5)
+    assert killer.stop() >= 5
+
+    try:
+        run_tick(T)
+        run_tick(T + timedelta(minutes=10))
+    finally:
+        database.close_pools()
+    assert violations(db, sandbox) == []
+    assert_world(db, w, sandbox)
+
+
+def test_the_database_refusing_connections_for_a_while(db, sandbox, prefect_api, database_url):
+    """Like a restart: all connections dropped and new ones refused for a second, mid-tick."""
+    if not can_terminate(db):
+        pytest.skip("the test database's role may not terminate backends")
+    name, spare = db.info.dbname, [db.info.backend_pid]
+    refuse = threading.Timer(1.0, lambda: refuse_for(database_url, name, 1.0, spare))
+    w = world(db, on_pack=8, no_pack=2, reminders=4)
+    refuse.start()
+    tick = cli_tick(T, cli_env(prefect_api, sandbox, BOOKING_CRON_RETRY_DELAYS="0.5", BOOKING_CRON_DB_TIMEOUT="2"))
+    refuse.join()
+    assert tick.returncode in (0, 1), tick.stderr[-4000:]
+    if tick.returncode:
+        assert "tick failed" in tick.stderr, tick.stderr[-4000:]
+    database.close_pools()
+    run_tick(T + timedelta(minutes=10))
+    assert violations(db, sandbox) == []
+    assert_world(db, w, sandbox)
+
+
+def refuse_for(url: str, dbname: str, seconds: float, spare: list[int]) -> None:
+    """`allow_connections false` on this database only, every backend terminated, then allowed again."""
+    from psycopg import sql
+
+    with psycopg.connect(database.with_database(url, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("alter database {} with allow_connections false").format(sql.Identifier(dbname)))
+        try:
+            n = admin.execute("""select count(pg_terminate_backend(pid)) from pg_stat_activity
+                                 where datname = %s and pid <> all(%s) and backend_type = 'client backend'""",
+                              (dbname, spare)).fetchone()[0]
+            count("db_faults", n)
+            time.sleep(seconds)
+        finally:
+            admin.execute(sql.SQL("alter database {} with allow_connections true").format(sql.Identifier(dbname)))
