@@ -19,8 +19,8 @@ from booking_cron.slots import parse_every, slots_to_run, tick_slots
 from flows.backfill import backfill
 from flows.tick import tick
 from tests import factories as f
-from tests.test_texts import texting_org  # noqa: F401 (the sandbox fixtures come along)
-from tests.test_texts import sandbox, sandbox_server  # noqa: F401
+from tests.faultkit import sandbox, sandbox_server  # noqa: F401 (fixtures)
+from tests.test_texts import texting_org
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # long past: every text it would owe is stale
 

@@ -13,33 +13,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from booking_cron.audit import audit
-from booking_cron.sandbox import TwilioSandbox
 from flows.tick import queue_texts, tick
 from tests import factories as f
+from tests.faultkit import sandbox, sandbox_server  # noqa: F401 (fixtures)
 
 T = datetime(2030, 3, 12, 1, 0, tzinfo=timezone.utc)  # 11:00 in Brisbane (UTC+10, no DST)
 BRISBANE = timedelta(hours=10)
 REMINDER = "Hi {{client_name}}, see you at {{session_datetime}} with {{coach_name}} ({{location}})."
 FEEDBACK = "Thanks {{client_name}}! {{feedback_link}} {{session_summary}}"
-
-
-@pytest.fixture(scope="session")
-def sandbox_server():
-    with TwilioSandbox() as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server, monkeypatch, prefect_api):
-    sandbox_server.reset()
-    sandbox_server.configure(latency=0.0, rate_limit=None, stall_seconds=30)
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", sandbox_server.account_sid)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", sandbox_server.auth_token)
-    monkeypatch.setenv("TWILIO_API_URL", sandbox_server.url)
-    monkeypatch.setenv("BOOKING_CRON_SMS_BACKOFF", "0.02")
-    monkeypatch.setenv("BOOKING_CRON_SMS_RATE", "500")
-    monkeypatch.setenv("BOOKING_CRON_SMS_TIMEOUT", "2")
-    return sandbox_server
 
 
 def texting_org(db, quiet=(21, 8), **settings) -> str:
