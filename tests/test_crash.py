@@ -77,7 +77,6 @@ def test_a_tick_killed_twice_in_a_row_is_still_repaired(db, sandbox, prefect_api
 
 EVENING = datetime(2030, 3, 12, 10, 55, tzinfo=timezone.utc)  # 20:55 in Brisbane; quiet hours from 21:00
 
-
 def test_a_feedback_request_accepted_before_a_crash_is_not_sent_again_after_quiet_hours(db, sandbox, prefect_api):
     org = texting_org(db)  # quiet 21:00-08:00 Brisbane; feedback 30 min after the session
     client = f.client(db, org, "Ava Nguyen", phone())
@@ -90,6 +89,7 @@ def test_a_feedback_request_accepted_before_a_crash_is_not_sent_again_after_quie
     run_tick(EVENING + timedelta(minutes=10))  # 21:05: quiet hours
     run_tick(EVENING + timedelta(hours=11, minutes=10))  # 08:05 the next morning
     assert duplicate_texts(sandbox) == []
+    assert violations(db, sandbox, count_them=False) == []  # sent_at: when it went (20:55), not found (21:05)
 
 
 def test_a_reminder_accepted_before_a_crash_is_recorded_as_sent_not_expired(db, sandbox, prefect_api):
@@ -103,3 +103,4 @@ def test_a_reminder_accepted_before_a_crash_is_recorded_as_sent_not_expired(db, 
     run_tick(EVENING + timedelta(minutes=10))  # 21:05: quiet hours until after the session starts
     assert db.execute("select status, provider_message_id from sms_messages where related_entity_id = %s",
                       (b,)).fetchone() == ("sent", sandbox.messages[0]["sid"])
+    assert violations(db, sandbox, count_them=False) == []  # sent_at: when it went (20:55), not found (21:05)

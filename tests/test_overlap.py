@@ -42,11 +42,11 @@ def together(jobs) -> list:
 def test_eight_overlapping_ticks_in_threads_runs_and_backfill_slots(db, sandbox):
     w = world(db, on_pack=40, no_pack=8, reminders=10, packs=2, orgs=2)
     sandbox.configure(latency=0.05)
-    # Backfill slots within the 5-minute text lease of T: a sender's clock follows a future tick_at, so
-    # a slot 10+ minutes back would take leases that a tick at T sees as expired at once and takes over
-    # mid-send (a simulation artifact here; the production form of that hole, a sender slower than its
-    # lease, is test_a_sender_that_outlives_its_lease_does_not_send_twice below).
-    slots = [T - timedelta(minutes=m) for m in (1, 2, 3, 4)]
+    # Backfill slots 10 to 40 minutes back. A sender's clock follows a future tick_at, so a tick at T sees
+    # the slots' 5-minute leases as long expired and takes their texts over mid-send: only the claim
+    # fencing of the send (status 'sending' and the same attempts, under the row lock) keeps each text
+    # to one send here (test_a_sender_that_outlives_its_lease_does_not_send_twice is the exact case).
+    slots = [T - timedelta(minutes=m) for m in (10, 20, 30, 40)]
     jobs = [lambda: run_tick(T) for _ in range(4)]
     jobs += [lambda at=at: run_tick(at, trigger="backfill") for at in slots]
     summaries = together(jobs)
@@ -75,7 +75,7 @@ def test_overlapping_ticks_in_separate_processes(db, sandbox, prefect_api):
     deadline = time.monotonic() + 120
     while db.execute("select count(*) from tick_runs").fetchone()[0] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    results = together([lambda: run_tick(T), lambda: run_tick(T - timedelta(minutes=3), trigger="backfill")])
+    results = together([lambda: run_tick(T), lambda: run_tick(T - timedelta(minutes=20), trigger="backfill")])
     outputs = [p.communicate(timeout=300) for p in started]
     count("overlapping_ticks", len(started) + 2)
     count("ticks", len(started))

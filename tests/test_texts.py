@@ -291,6 +291,7 @@ def test_run_json_counts_texts_by_kind_and_results_hold_every_fate(db, sandbox):
     assert payload["sent"] == {"session_reminder": 1, "feedback_request": 1}
     assert payload["failed"] == {}
     fates = db.execute("""select r.outcome, r.reason, r.detail->>'to' from tick_results r
-                          where r.flow_run_id = %s and r.step like 'text:%%' order by r.outcome""",
+                          where r.flow_run_id = %s and r.step like 'text:%%'
+                          order by r.outcome, r.detail->>'to'""",
                        (payload["flow_run_id"],)).fetchall()
     assert fates == [("sent", None, "+6141*****095"), ("sent", None, "+6141*****096"), ("skipped", "missing_phone", "-")]

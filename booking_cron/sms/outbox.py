@@ -101,7 +101,7 @@ returning m.idempotency_key
 # died mid-send: it comes back flagged, and is looked up at the provider before any resend.
 CLAIM = """
 with due as (
-  select m.id, m.status as was from public.sms_messages m
+  select m.id, m.status as was, m.locked_until as was_until from public.sms_messages m
   where m.kind is not null and (%(shards)s = 1 or mod(abs(hashtextextended(m.org_id::text, 0)), %(shards)s) = %(shard)s)
     and ((m.status = 'queued' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
       or (m.status = 'sending' and m.locked_until < %(now)s))
@@ -116,7 +116,8 @@ from due
 where m.id = due.id
 returning m.id::text, m.idempotency_key, m.kind, m.schedule_id::text, m.related_entity_id::text, m.org_id::text,
           m.client_id::text, m.to_phone, nullif(m.from_phone, ''), m.messaging_service_sid, m.body,
-          m.expires_at, m.attempts, due.was = 'sending'
+          m.expires_at, m.attempts, due.was = 'sending',
+          case when due.was = 'sending' then due.was_until - %(lease)s end
 """
 
 CLAIM_LOST = "claim_lost"
@@ -173,6 +174,7 @@ class ClaimedText:
     expires_at: datetime
     attempts: int
     reclaimed: bool
+    previous_claim_at: datetime | None  # when the sender that died claimed it (reclaimed texts)
 
 
 class Outbox:

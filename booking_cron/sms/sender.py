@@ -101,8 +101,8 @@ class Sender:
             except LookupFailed as error:
                 self.outbox.settle(text.id, text.attempts, "unknown", code="lookup_failed", detail=str(error)[:200])
                 return "unknown", "lookup_failed"
-            if sid:
-                self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=now)
+            if sid:  # it went out while the dead sender held its claim
+                self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=text.previous_claim_at or now)
                 return "sent", "found_at_provider"
         if quiet is None:  # the org turned texting off (or lost its settings) after queueing
             self.outbox.settle(text.id, text.attempts, "cancelled", code="sms_disabled")
