@@ -118,7 +118,7 @@ def scaling_table(ticks: dict[int, dict]) -> str:
         rows.append([f"{n:,}", secs(t["seconds"]), f"{1000 * t['seconds'] / n:.1f} ms",
                      secs(s.get("fetch_due", 0)), secs(s.get("complete", 0)),
                      f"{secs(s.get('deduct_span', 0))} ({s.get('deduct_batches', 0)} batches)",
-                     secs(s.get("complete+deduct", 0)), secs(s.get("run_results", 0) + s.get("results_frame", 0)),
+                     secs(s.get("complete+deduct", 0)), secs(s.get("run_counts", 0) + s.get("results_frame", 0)),
                      f"{t['cpu_seconds']:.1f} s", count(t["statements"]), mib(t["rss_before"]), mib(t["rss_peak"])])
     return markdown(["due", "tick", "per 1k", "fetch", "complete", "deduct span", "complete+deduct",
                      "summary+publish", "tick CPU", "statements", "RSS before", "peak RSS"], rows)

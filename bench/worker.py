@@ -44,7 +44,7 @@ def instrument() -> None:
     import flows.tick as tick_module
     from booking_cron.store import BookingStore
 
-    for name in ("fetch_due", "complete", "deduct", "record_results", "start_run", "finish_run", "run_results"):
+    for name in ("fetch_due", "complete", "deduct", "record_results", "start_run", "finish_run", "run_counts"):
         if hasattr(BookingStore, name):  # the flow may stop using some; what is absent costs nothing
             setattr(BookingStore, name, _timed(name, getattr(BookingStore, name)))
     for attribute, name in (("queue_due_texts", "queue_texts"), ("send_claimed_texts", "send_texts"),

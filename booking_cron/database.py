@@ -138,6 +138,17 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
             raise
 
 
+@contextmanager
+def transaction(url: str | None = None, dry_run: bool = False) -> Iterator[psycopg.Cursor]:
+    """A cursor in its own transaction; with dry_run the transaction is rolled back at the end."""
+    with connection(url) as conn:
+        with conn.transaction():
+            with conn.cursor() as cur:
+                yield cur
+                if dry_run:
+                    raise psycopg.Rollback()
+
+
 def close_pools() -> None:
     with _lock:
         for p in _pools.values():

@@ -7,11 +7,9 @@ dry_run the transaction is rolled back, so a dry run reports exactly what a tick
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import psycopg
 
 from booking_cron import database
 from booking_cron.due import ALL, DueBooking, Rejected, Shard
@@ -104,14 +102,8 @@ class BookingStore:
     def __init__(self, url: str | None = None):
         self.url = database.resolve_url(url)
 
-    @contextmanager
-    def _transaction(self, dry_run: bool = False) -> Iterator[psycopg.Cursor]:
-        with database.connection(self.url) as conn:
-            with conn.transaction():
-                with conn.cursor() as cur:
-                    yield cur
-                    if dry_run:
-                        raise psycopg.Rollback()
+    def _transaction(self, dry_run: bool = False):
+        return database.transaction(self.url, dry_run)
 
     def fetch_due(self, tick_at: datetime, shard: Shard = ALL) -> list[DueBooking]:
         with self._transaction() as cur:

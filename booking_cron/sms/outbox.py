@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
 import psycopg
-from psycopg.rows import dict_row
 
 from booking_cron import database
 from booking_cron.due import ALL, Shard
@@ -181,14 +180,8 @@ class Outbox:
     def __init__(self, url: str | None = None):
         self.url = database.resolve_url(url)
 
-    @contextmanager
-    def _cursor(self, dry_run: bool = False, **kwargs) -> Iterator[psycopg.Cursor]:
-        with database.connection(self.url) as conn:
-            with conn.transaction():
-                with conn.cursor(**kwargs) as cur:
-                    yield cur
-                    if dry_run:
-                        raise psycopg.Rollback()
+    def _cursor(self, dry_run: bool = False):
+        return database.transaction(self.url, dry_run)
 
     def planning_inputs(self, tick_at: datetime, shard: Shard = ALL):
         """Orgs that text, their schedules, candidate bookings and keys already in the outbox."""
