@@ -1,50 +1,152 @@
-"""What an operator sees of a tick in the Prefect UI: a per-booking table and a markdown summary.
+"""What an operator reads of a tick: per-booking rows in words and the markdown summary. Pure.
 
-The table is capped (the UI is built for modest tables) and says where the rest is; failures
-come first in both. Cells are plain JSON values; phone numbers appear only masked.
+The same rows feed the `tick-results` table artifact, `booking-cron results` and the table
+`booking-cron run` prints, so the three read alike: what happened and why first, raw ids last,
+session times in the org's own time zone, phone numbers masked, no microseconds, no NaN.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pandas as pd
 
-# Outcomes an operator should look at first, most urgent first.
-ATTENTION = ("rejected", "error", "unknown", "failed", "not_deducted", "expired", "cancelled", "skipped", "deferred")
+from booking_cron.attention import WHAT_TO_DO, attention_items, headline, needs_attention
+from booking_cron.results import step_label
+from booking_cron.texts.quiet_hours import load_zone
+
+# Columns of a presented row, in reading order; raw ids last.
+COLUMNS = ("outcome", "reason", "step", "client", "phone", "session start", "schedule", "org", "booking status",
+           "tick", "booking id", "flow run id")
+ARTIFACT_COLUMNS = ("outcome", "reason", "step", "client", "session start", "schedule", "org", "booking id")
 
 
-def attention_rank(outcome: str) -> int:
-    return ATTENTION.index(outcome) if outcome in ATTENTION else len(ATTENTION)
+def blank(value) -> bool:
+    """None, NaN and NaT: what pandas puts in a cell that has nothing."""
+    return value is None or (not isinstance(value, (list, dict)) and bool(pd.isna(value)))
+
+
+def words(code) -> str:
+    """'not_deducted' -> 'not deducted'; nothing -> ''."""
+    return "" if blank(code) else str(code).replace("_", " ")
+
+
+def local_time(when, tz) -> str:
+    """'2026-11-24 19:30 AEST' in the org's zone (UTC when the zone is unknown); '' for no time."""
+    if blank(when):
+        return ""
+    when = pd.Timestamp(when).to_pydatetime()
+    try:
+        zone = load_zone(tz) if not blank(tz) else timezone.utc
+    except ValueError:
+        zone = timezone.utc
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def utc_time(when) -> str:
+    """'2026-11-24 09:10 UTC' from a datetime or an ISO string; '' for nothing."""
+    if blank(when):
+        return ""
+    when = datetime.fromisoformat(when) if isinstance(when, str) else pd.Timestamp(when).to_pydatetime()
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def artifact_row(row: dict) -> dict:
+    """A presented row for the table artifact: the client cell carries the (masked) phone."""
+    client = f"{row['client']} ({row['phone']})" if row["phone"] else row["client"]
+    return {c: client if c == "client" else row[c] for c in ARTIFACT_COLUMNS}
+
+
+def present(record: dict) -> dict:
+    """One per-booking result (a row of report.results_frame) as people read it."""
+    return {
+        "outcome": words(record.get("outcome")),
+        "reason": words(record.get("reason")),
+        "step": step_label(record.get("step") or ""),
+        "client": "" if blank(record.get("client")) else record["client"],
+        "phone": "" if blank(record.get("phone")) else record["phone"],
+        "session start": local_time(record.get("start_time"), record.get("timezone")),
+        "schedule": "" if blank(record.get("schedule")) else record["schedule"],
+        "org": "" if blank(record.get("org")) else record["org"],
+        "booking status": words(record.get("booking_status")),
+        "tick": utc_time(record.get("tick_at")),
+        "booking id": record.get("booking_id") or "",
+        "flow run id": record.get("flow_run_id") or "",
+    }
+
+
+def present_frame(results: pd.DataFrame) -> list[dict]:
+    """Every row presented, in the frame's order (the query puts failures first)."""
+    return [present(record) for record in results.to_dict("records")]
 
 
 def results_table(results: pd.DataFrame, limit: int) -> list[dict]:
-    """Per-booking rows for a table artifact, failures first, JSON-safe."""
-    if results.empty:
-        return []
-    ordered = results.assign(_rank=results["outcome"].map(attention_rank)).sort_values(
-        ["_rank", "booking_id", "step"], kind="stable").head(limit)
-    columns = ["booking_id", "org", "client", "start_time", "step", "outcome", "reason", "to"]
-    rows = []
-    for record in ordered.to_dict("records"):
-        row = {c: record.get(c) for c in columns}
-        row["start_time"] = row["start_time"].isoformat() if pd.notna(row["start_time"]) else None
-        rows.append({k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()})
-    return rows
+    """Rows for the `tick-results` table artifact: the first `limit`, artifact columns only."""
+    return [artifact_row(row) for row in present_frame(results.head(limit))]
 
 
 def summary_markdown(summary: dict, total_rows: int, shown_rows: int, run_id: str) -> str:
-    lines = [f"# Tick at {summary['tick_at']}", ""]
-    problems = {**{f"rejected: {k}": v for k, v in summary.get("rejected", {}).items()},
-                **{f"text {k} failed": v for k, v in summary.get("failed", {}).items()}}
-    if problems:
-        lines += ["## Needs attention", "", "| what | count |", "|---|---:|"]
-        lines += [f"| {what} | {n} |" for what, n in sorted(problems.items())] + [""]
-    lines += ["## Counts", "", "| step | outcome | count |", "|---|---|---:|",
-              f"| complete | completed | {summary['completed']} |"]
-    lines += [f"| complete | skipped: {k} | {v} |" for k, v in sorted(summary.get("skipped", {}).items())]
-    lines += [f"| deduct | deducted | {summary['deducted']} |"]
-    lines += [f"| deduct | not deducted: {k} | {v} |" for k, v in sorted(summary.get("not_deducted", {}).items())]
-    lines += [f"| texts | {k} | {v} |" for k, v in sorted(summary.get("texts", {}).items())]
-    lines += ["", f"{total_rows} per-booking results; the table artifact shows {shown_rows}"
-              + (" (failures first)." if shown_rows < total_rows else ".")]
-    lines += ["", f"All of them: `booking-cron results --run {run_id}` (or `--csv`, `--json`)."]
+    """The `tick-summary` artifact: what needs attention, then texts by reason, then all counts."""
+    attention = needs_attention(summary)
+    kind = "Dry run of the tick" if summary.get("dry_run") else "Tick"
+    verdict = f"{attention} {'needs' if attention == 1 else 'need'} attention" if attention else "all clear"
+    lines = [f"# {kind} at {utc_time(summary['tick_at'])}: {verdict}", "",
+             f"{headline(summary)}; {summary.get('bookings', 0)} bookings touched.", ""]
+    lines += _attention_section(summary)
+    lines += _texts_section(summary)
+    lines += _counts_section(summary)
+    capped = " (failures first)" if shown_rows < total_rows else ""
+    lines += [f"The `tick-results` table shows {shown_rows} of {total_rows} per-booking results{capped}. "
+              f"All of them: `booking-cron results --run {run_id}` (add `--csv` or `--json` to export).", ""]
     return "\n".join(lines)
+
+
+def _attention_section(summary: dict) -> list[str]:
+    items = attention_items(summary)
+    if not items:
+        return ["## Needs attention", "", "Nothing: every due booking was completed and deducted as expected, "
+                "and no text failed.", ""]
+    lines = ["## Needs attention", "", "| what | count | what to do |", "|---|---:|---|"]
+    lines += [f"| {label} | {n} | {WHAT_TO_DO.get(label, '')} |" for label, n, _ in items]
+    rejected = summary.get("rejected", {})
+    if rejected:
+        lines += ["", "Rejected bookings by reason: "
+                  + ", ".join(f"{words(r)} {n}" for r, n in sorted(rejected.items(), key=lambda i: -i[1])) + "."]
+    return lines + [""]
+
+
+def _texts_section(summary: dict) -> list[str]:
+    reasons = summary.get("text_reasons", {})
+    sent, queued = summary.get("sent", {}), summary.get("queued", {})
+    if not (reasons or sent or queued):
+        return []
+    lines = ["## Texts", "", "| text | sent | queued this tick |", "|---|---:|---:|"]
+    lines += [f"| {words(kind)} | {sent.get(kind, 0)} | {queued.get(kind, 0)} |"
+              for kind in sorted(set(sent) | set(queued))]
+    rows = [(outcome, reason, n) for outcome, by_reason in reasons.items() for reason, n in by_reason.items()]
+    if rows:
+        lines += ["", "Texts that did not go out, by reason:", "", "| outcome | reason | count |", "|---|---|---:|"]
+        lines += [f"| {words(o)} | {words(r)} | {n} |" for o, r, n in sorted(rows, key=lambda x: (x[0], -x[2], x[1]))]
+    return lines + [""]
+
+
+def count_rows(summary: dict) -> list[tuple[str, str, str | None, int]]:
+    """(step, outcome, reason, count) of everything a tick did, texts by outcome and reason."""
+    rows = [("complete", "completed", None, summary["completed"])]
+    rows += [("complete", "rejected", k, v) for k, v in sorted(summary.get("rejected", {}).items())]
+    rows += [("complete", "skipped", k, v) for k, v in sorted(summary.get("skipped", {}).items())]
+    rows += [("deduct", "deducted", None, summary["deducted"])]
+    rows += [("deduct", "not_deducted", k, v) for k, v in sorted(summary.get("not_deducted", {}).items())]
+    reasons = summary.get("text_reasons", {})
+    for outcome, n in sorted(summary.get("texts", {}).items()):
+        by_reason = reasons.get(outcome, {})
+        rows += [("texts", outcome, r, v) for r, v in sorted(by_reason.items(), key=lambda i: (-i[1], i[0]))]
+        if n > sum(by_reason.values()):
+            rows.append(("texts", outcome, None, n - sum(by_reason.values())))
+    return rows
+
+
+def _counts_section(summary: dict) -> list[str]:
+    lines = ["## Completions and deductions", "", "| step | outcome | reason | count |", "|---|---|---|---:|"]
+    lines += [f"| {step} | {words(o)} | {words(r)} | {n} |" for step, o, r, n in count_rows(summary) if step != "texts"]
+    return lines + [""]

@@ -167,20 +167,23 @@ def results_command(
     booking: Optional[str] = typer.Option(None, "--booking", help="booking id"),
     as_json: bool = typer.Option(False, "--json"),
     as_csv: bool = typer.Option(False, "--csv"),
+    wide: bool = typer.Option(False, "--wide", help="every column, ids included (wider than a terminal)"),
 ) -> None:
-    """Per-booking results from the database."""
-    from booking_cron.report import results_frame
+    """Per-booking results from the database, failures first."""
+    from booking_cron.report import print_results, results_frame
 
     with database.connection() as conn:
-        frame = results_frame(conn, run_id=run, booking_id=booking)
+        # a run's results failures first; one booking's history (or an export) in the order it happened
+        failures_first = booking is None and not (as_json or as_csv)
+        frame = results_frame(conn, run_id=run, booking_id=booking, failures_first=failures_first)
     if as_json:
-        print(frame.to_json(orient="records", date_format="iso"))
+        print(frame.to_json(orient="records", date_format="iso", date_unit="s"))
     elif as_csv:
         print(frame.to_csv(index=False), end="")
     elif frame.empty:
         console.print("no results")
     else:
-        console.print(frame.to_string(index=False, max_colwidth=36))
+        print_results(console, frame, wide)
 
 
 @app.command("audit")

@@ -1,70 +1,104 @@
-"""Result tables for people: per-booking results as a pandas DataFrame, and the tick summary in rich."""
+"""Result tables for people: per-booking results as a pandas DataFrame, and rich tables of them."""
 
 from __future__ import annotations
 
 import pandas as pd
 import psycopg
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from booking_cron.artifacts import ATTENTION, results_table
+from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, utc_time, words
+from booking_cron.attention import ATTENTION, NOTABLE, RANK_SQL_PARAMS, attention_items, attention_line, headline, rank, rank_sql
 from booking_cron.store import loadable_time
+from booking_cron.texts.phones import mask_phone
 
+# Times are cut to the second: nobody reads microseconds. Columns are only ever added here
+# (the --json and --csv exports have this shape).
 RESULTS_QUERY = """
-select r.flow_run_id::text as flow_run_id, t.tick_at, r.booking_id::text as booking_id, o.name as org,
-       c.full_name as client, {start} as start_time, b.status as booking_status, r.step, r.outcome, r.reason,
-       r.detail->>'to' as to, r.recorded_at
+select r.flow_run_id::text as flow_run_id, date_trunc('second', t.tick_at) as tick_at,
+       r.booking_id::text as booking_id, o.name as org, c.full_name as client, {start} as start_time,
+       b.status as booking_status, r.step, r.outcome, r.reason, r.detail->>'to' as to,
+       date_trunc('second', r.recorded_at) as recorded_at, c.phone as phone, bs.timezone as timezone,
+       nullif(s.label, '') as schedule
 from public.tick_results r
 left join public.tick_runs t on t.flow_run_id = r.flow_run_id
 left join public.bookings b on b.id = r.booking_id
 left join public.clients c on c.id = b.client_id
 left join public.orgs o on o.id = b.org_id
+left join public.booking_settings bs on bs.org_id = b.org_id
+left join public.sms_schedules s on r.step like 'text:%%' and s.id::text = split_part(r.step, ':', 3)
 where (%(run)s::uuid is null or r.flow_run_id = %(run)s::uuid)
   and (%(booking)s::uuid is null or r.booking_id = %(booking)s::uuid)
 order by {order}
 limit %(limit)s
 """
 CHRONOLOGICAL = "r.recorded_at, r.booking_id, r.step"
-FAILURES_FIRST = "array_position(%(attention)s::text[], r.outcome), r.booking_id, r.step"
+FAILURES_FIRST = rank_sql("r.outcome", "r.reason") + ", r.outcome, r.reason, b.start_time, r.booking_id, r.step"
+
+# What `booking-cron results` and `run` show in a 100-column terminal; --wide shows every column.
+NARROW = ("outcome", "reason", "step", "client", "session start")
+STYLE = {ATTENTION: "bold red", NOTABLE: "yellow"}
 
 
 def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_id: str | None = None,
                   limit: int | None = None, failures_first: bool = False) -> pd.DataFrame:
-    """Per-booking results; with `limit`, only that many rows (the database does the cutting)."""
+    """Per-booking results; with `limit`, only that many rows (the database does the cutting).
+    Client phones come back masked."""
     query = RESULTS_QUERY.format(order=FAILURES_FIRST if failures_first else CHRONOLOGICAL,
                                  start=loadable_time("b.start_time"))
     with conn.cursor() as cur:
-        cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, "attention": list(ATTENTION)})
+        cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, **RANK_SQL_PARAMS})
         columns = [d.name for d in cur.description]
-        return pd.DataFrame(cur.fetchall(), columns=columns)
+        frame = pd.DataFrame(cur.fetchall(), columns=columns)
+    frame["phone"] = frame["phone"].map(lambda p: mask_phone(p) if isinstance(p, str) and p.strip() else None)
+    return frame
 
 
-def print_summary(console: Console, summary: dict, results: pd.DataFrame, rows: int = 12) -> None:
-    """Counts, then the first `rows` per-booking results (failures first) of summary['results']."""
-    title = f"{'Dry run of tick' if summary.get('dry_run') else 'Tick'} at {summary['tick_at']}"
-    counts = Table(title=title, show_header=True)
-    counts.add_column("step")
-    counts.add_column("outcome")
-    counts.add_column("count", justify="right")
-    counts.add_row("complete", "completed", str(summary["completed"]))
-    for reason, n in sorted(summary.get("skipped", {}).items()):
-        counts.add_row("complete", f"skipped: {reason}", str(n))
-    for reason, n in sorted(summary.get("rejected", {}).items()):
-        counts.add_row("complete", f"[red]rejected: {reason}[/]", str(n))
-    counts.add_row("deduct", "deducted", str(summary["deducted"]))
-    for reason, n in sorted(summary.get("not_deducted", {}).items()):
-        counts.add_row("deduct", f"not deducted: {reason}", str(n))
-    for label in ("queued", "sent", "failed"):
-        for kind, n in sorted(summary.get(label, {}).items()):
-            counts.add_row(f"text: {kind}", label, str(n))
-    console.print(counts)
-    shown = results_table(results, rows)
-    if not shown:
-        return
-    table = Table(title=f"Per-booking results ({len(shown)} of {summary['results']} rows, failures first)")
-    for col in ("booking", "client", "session start", "step", "outcome", "reason"):
-        table.add_column(col)
-    for r in shown:
-        table.add_row(r["booking_id"][:8], r["client"] or "", (r["start_time"] or "")[:16].replace("T", " "),
-                      r["step"], r["outcome"], r["reason"] or "")
+def results_table(results: pd.DataFrame, wide: bool = False, title: str | None = None) -> Table:
+    """A rich table of per-booking results in the frame's order, what needs attention in red."""
+    columns = COLUMNS if wide else NARROW
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column in ("outcome", "session start", "booking id",
+                                                                      "flow run id", "tick"))
+    for record, row in zip(results.to_dict("records"), present_frame(results)):
+        style = STYLE.get(rank(record["outcome"], None if blank(record["reason"]) else record["reason"]))
+        table.add_row(*(row[c] for c in columns), style=style)
+    return table
+
+
+def print_results(console: Console, results: pd.DataFrame, wide: bool = False) -> None:
+    """`booking-cron results`: narrow enough for a 100-column terminal, or every column with --wide."""
+    table = results_table(results, wide, title=f"{len(results)} per-booking results")
+    if wide:  # as wide as the table needs: a pager (less -S) or a wide terminal shows it whole
+        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console = Console(width=max(console.width, needed), file=console.file, force_terminal=console.is_terminal)
+    else:
+        table.caption = "--wide adds phone, schedule, org and ids; --csv and --json export everything"
+        table.caption_justify = "left"
     console.print(table)
+
+
+def print_summary(console: Console, summary: dict, results: pd.DataFrame) -> None:
+    """`booking-cron run`: what the tick did, what needs attention, counts, then the first results."""
+    kind = "Dry run of the tick" if summary.get("dry_run") else "Tick"
+    console.print(Text(f"{kind} at {utc_time(summary['tick_at'])}: {headline(summary)}", style="bold"))
+    items = attention_items(summary)
+    console.print(attention_line(items) if items else "nothing needs attention", style=STYLE[ATTENTION] if items else None)
+    console.print()
+    counts = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column, justify in (("step", "left"), ("outcome", "left"), ("count", "right")):
+        counts.add_column(column, justify=justify)
+    for step, outcome, reason, n in count_rows(summary):
+        counts.add_row(step, f"{words(outcome)}: {words(reason)}" if reason else words(outcome), str(n),
+                       style=STYLE.get(rank(outcome, reason)))
+    console.print(counts)
+    console.print()
+    if not results.empty:
+        console.print(results_table(results, title=f"First {len(results)} of {summary['results']} per-booking "
+                                                   "results, failures first"))
+    if not summary.get("dry_run"):
+        console.print(f"All of them: booking-cron results --run {summary['flow_run_id']}")

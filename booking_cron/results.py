@@ -39,16 +39,13 @@ class TickSummary:
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     texts: dict[str, int] = field(default_factory=dict)
+    # texts that did not simply go out, by outcome then reason: {"skipped": {"opted_out": 3}}
+    text_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     bookings: int = 0
     results: int = 0  # per-booking result rows (a booking has one per step)
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    @property
-    def problems(self) -> int:
-        """Bookings or texts that need an operator's eye: rejected rows and failed texts."""
-        return sum(self.rejected.values()) + sum(self.failed.values())
 
 
 def text_step(kind: str, schedule_id: str | None) -> str:
@@ -57,6 +54,17 @@ def text_step(kind: str, schedule_id: str | None) -> str:
 
 def text_kind(step: str) -> str:
     return step.split(":")[1]
+
+
+def text_schedule(step: str) -> str | None:
+    """The schedule id of a text step; None for texts without one (unconfirmed reminders)."""
+    schedule = step.split(":")[2] if step.startswith(TEXT_PREFIX) and step.count(":") >= 2 else "-"
+    return None if schedule == "-" else schedule
+
+
+def step_label(step: str) -> str:
+    """How people read a step: 'feedback request', not 'text:feedback_request:<schedule id>'."""
+    return text_kind(step).replace("_", " ") if step.startswith(TEXT_PREFIX) else step
 
 
 class Outcomes:
@@ -89,6 +97,7 @@ def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[Coun
     rejected: Counter[str] = Counter()
     by_text: dict[str, Counter[str]] = {"queued": Counter(), "sent": Counter(), "failed": Counter()}
     texts: Counter[str] = Counter()
+    text_reasons: dict[str, Counter[str]] = {}
     for (step, outcome, reason, queued), n in counts:
         summary.results += n
         if step == COMPLETE:
@@ -106,6 +115,8 @@ def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[Coun
         elif step.startswith(TEXT_PREFIX):
             kind = text_kind(step)
             texts[outcome] += n
+            if outcome != "sent" and (reason or outcome != "queued"):
+                text_reasons.setdefault(outcome, Counter())[reason or "unspecified"] += n
             if queued:
                 by_text["queued"][kind] += n
             if outcome == "sent":
@@ -119,4 +130,5 @@ def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[Coun
     summary.sent = dict(by_text["sent"])
     summary.failed = dict(by_text["failed"])
     summary.texts = dict(texts)
+    summary.text_reasons = {outcome: dict(c) for outcome, c in text_reasons.items()}
     return summary

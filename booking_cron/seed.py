@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -22,11 +23,16 @@ BUSINESSES = ["Peak Form PT", "Harbour Strength", "Iron & Oak Coaching", "Coasta
 FIRST = ["Ava", "Liam", "Mia", "Noah", "Zoe", "Jack", "Isla", "Leo", "Ruby", "Eli", "Chloe", "Max",
          "Grace", "Finn", "Ivy", "Oscar", "Lucy", "Harry", "Ella", "Sam"]
 LAST = ["Nguyen", "Smith", "Patel", "Brown", "Wilson", "Taylor", "Kelly", "Murphy", "Chen", "Singh"]
-PRE_SESSION = ("Hi {{client_name}}, a reminder of your session with {{coach_name}} on "
-               "{{session_datetime}} ({{location}}).")
-DAY_BEFORE = "Hi {{client_name}}, see you tomorrow at {{session_datetime}}! {{coach_name}}"
-POST_SESSION = ("Thanks for training with {{coach_name}}, {{client_name}}! How did it go? "
-                "{{feedback_link}} Your pack: {{session_summary}}.")
+# Coach-written templates, as a coach would word them. {{session_summary}} is a whole sentence,
+# empty for a client without a pack, so it ends the message.
+PRE_SESSION = ("Hi {{client_name}}, a reminder that your session with {{coach_name}} is on "
+               "{{session_datetime}} ({{location}}). See you then!")
+DAY_BEFORE = ("Hi {{client_name}}, looking forward to your session on {{session_datetime}}. "
+              "Need to change it? Just reply. {{coach_name}}")
+POST_SESSION = ("Thanks for training with {{coach_name}} today, {{client_name}}! How did it go? "
+                "{{feedback_link}} {{session_summary}}")
+# Sessions start on the quarter hour between these hours, org-local.
+FIRST_HOUR, LAST_HOUR = 6, 19
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,13 @@ def _uuid(rng: random.Random) -> uuid.UUID:
 
 def _phone(rng: random.Random) -> str:
     return "+614" + "".join(str(rng.randrange(10)) for _ in range(8))
+
+
+def _session_start(rng: random.Random, at: datetime, zone: ZoneInfo) -> datetime:
+    """A day within two weeks of `at`, in coaching hours of the org's zone, on the quarter hour."""
+    day = (at.astimezone(zone) + timedelta(days=rng.randrange(-14, 14))).date()
+    local = time(rng.randrange(FIRST_HOUR, LAST_HOUR + 1), 15 * rng.randrange(4))
+    return datetime.combine(day, local, zone).astimezone(timezone.utc)
 
 
 def _booking_status(rng: random.Random, in_past: bool) -> str:
@@ -84,10 +97,11 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
             usage.extend((org_id, client_id, pack_id, purchased.date(), "seed") for _ in range(prior))
             packs_by_client.setdefault(client_id, []).append(pack_id)
 
+    zones = {org_id: ZoneInfo(tz) for org_id, tz in settings}
     booking_rows = []
     for _ in range(bookings):
         client_id, org_id = rng.choice(client_rows)[:2]
-        start = at + timedelta(minutes=30 * rng.randrange(-14 * 48, 14 * 48))
+        start = _session_start(rng, at, zones[org_id])
         end = start + timedelta(minutes=rng.choice([45, 60]))
         status = _booking_status(rng, end <= at)
         on_pack = packs_by_client.get(client_id) if rng.random() < 0.75 else None

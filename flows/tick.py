@@ -18,7 +18,8 @@ from prefect.utilities.annotations import quote
 
 from blocks import load_blocks_into_environment
 from booking_cron import config, database
-from booking_cron.artifacts import results_table, summary_markdown
+from booking_cron.artifacts import results_table, summary_markdown, utc_time
+from booking_cron.attention import state_message
 from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, on_a_pack, triage
 from booking_cron.faults import crash_point
 from booking_cron.report import results_frame
@@ -102,7 +103,7 @@ def publish_results(run_id: str, summary: dict) -> None:
     create_table_artifact(rows, key="tick-results",
                           description=f"Per-booking results, {len(rows)} of {total} rows, failures first")
     create_markdown_artifact(summary_markdown(summary, total, len(rows), run_id), key="tick-summary",
-                             description=f"Tick at {summary['tick_at']}")
+                             description=f"What the tick at {utc_time(summary['tick_at'])} did, and what needs attention")
 
 
 @flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -162,9 +163,6 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     else:
         summary = summarize_tick(run_id, tick_at, "finished")
         publish_results(run_id, summary)
-    problems = sum(summary["rejected"].values()) + sum(summary["failed"].values())
-    message = (f"{problems} booking(s) or text(s) need attention; see the tick-summary artifact" if problems
-               else f"{summary['completed']} completed, {summary['deducted']} deducted, "
-                    f"{sum(summary['sent'].values())} texts sent")
-    logger.info("tick %s: %s", tick_at.isoformat(), message)
+    message = state_message(summary)
+    logger.info("tick %s: %s", f"{tick_at:%Y-%m-%d %H:%M:%S} UTC", message)
     return Completed(message=message, data=summary)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -105,24 +106,54 @@ def flow_run_artifacts(flow_run_id: str) -> dict:
     return {a.key: a for a in asyncio.run(read())}
 
 
-def test_a_tick_publishes_a_results_table_and_a_summary_failures_first(db, prefect_api):
-    org = f.org(db)
-    client = f.client(db, org, phone="+61412349999")
+def test_a_tick_publishes_a_results_table_and_a_summary_an_operator_can_read(db, prefect_api):
+    org = f.org(db, name="Harbour Strength", tz="Australia/Sydney", sms=True)
+    ava = f.client(db, org, "Ava Nguyen", phone="+61412349999")
     for _ in range(3):
-        f.booking(db, org, client, f.pack(db, org, client))
-    bad = f.booking(db, org, client, None, minutes=-10)
+        f.booking(db, org, ava, f.pack(db, org, ava), start=T - timedelta(hours=2) + timedelta(seconds=12, microseconds=345678))
+    expired = f.pack(db, org, ava, expires_at=T - timedelta(days=30))
+    late = f.booking(db, org, ava, expired)
+    bad = f.booking(db, org, ava, None, minutes=-10)
+    ben = f.client(db, org, "Ben Smith", phone=None)
+    db.execute("insert into sms_schedules (id, org_id, type, label, mins_offset, body, enabled) "
+               "values (gen_random_uuid(), %s, 'post_session', '90 min after', 90, 'Thanks {{client_name}}!', true)",
+               (org,))
+    f.booking(db, org, ben, None, start=T - timedelta(hours=3))  # its feedback request is skipped: no phone
     summary = tick(tick_at=T)
     artifacts = flow_run_artifacts(summary["flow_run_id"])
     assert set(artifacts) == {"tick-results", "tick-summary"}
     table = artifacts["tick-results"].data
     table = json.loads(table) if isinstance(table, str) else table
-    assert len(table) == 7  # 3 completed + 3 deducted + 1 rejected
-    assert table[0]["booking_id"] == bad and table[0]["outcome"] == "rejected"
+    # failures first: the rejected booking and the expired pack, before anything that went as planned
+    assert {(r["outcome"], r["reason"]) for r in table[:2]} == {("rejected", "end before start"),
+                                                                ("not deducted", "expired")}
+    assert {r["booking id"] for r in table[:2]} == {bad, late}
+    assert list(table[0])[:5] == ["outcome", "reason", "step", "client", "session start"]
+    assert list(table[0])[-1] == "booking id"
+    skipped = next(r for r in table if r["outcome"] == "skipped")
+    assert skipped["step"] == "feedback request" and skipped["reason"] == "missing phone"
+    assert skipped["schedule"] == "90 min after" and skipped["client"] == "Ben Smith"
+    deducted = next(r for r in table if r["step"] == "deduct" and r["outcome"] == "deducted")
+    assert deducted["client"] == "Ava Nguyen (+6141*****999)"
+    assert deducted["session start"] == "2026-11-24 18:00 AEDT"  # T - 2 h in Sydney (UTC+11), to the minute
+    assert not any("text:" in r["step"] for r in table)
+
     markdown = artifacts["tick-summary"].data
-    assert markdown.index("Needs attention") < markdown.index("## Counts")
-    assert "| deduct | deducted | 3 |" in markdown
+    assert markdown.startswith("# Tick at 2026-11-24 09:00 UTC: 2 need attention")
+    assert markdown.index("## Needs attention") < markdown.index("## Texts") < markdown.index("## Completions")
+    assert "| expired pack | 1 |" in markdown and "| rejected booking | 1 |" in markdown
+    assert "| skipped | missing phone | 1 |" in markdown
+    assert "| deduct | deducted |  | 3 |" in markdown
     assert f"booking-cron results --run {summary['flow_run_id']}" in markdown
-    assert "+61412349999" not in json.dumps(table) + markdown
+    seen = json.dumps(table) + markdown
+    assert "+61412349999" not in seen and "NaN" not in seen and "None" not in seen
+    assert not re.search(r"\d:\d\d\.\d", seen)  # no fractions of a second
+
+    async def state_message():
+        async with get_client() as client:
+            return (await client.read_flow_run(uuid.UUID(summary["flow_run_id"]))).state.message
+    assert asyncio.run(state_message()) == (
+        "5 completed, 3 deducted; 2 need attention: 1 expired pack, 1 rejected booking; 0 texts sent")
 
 
 def test_the_table_is_capped_and_says_where_the_rest_is(db, prefect_api, monkeypatch):
@@ -133,7 +164,7 @@ def test_the_table_is_capped_and_says_where_the_rest_is(db, prefect_api, monkeyp
         f.booking(db, org, client, None)
     summary = tick(tick_at=T)
     markdown = flow_run_artifacts(summary["flow_run_id"])["tick-summary"].data
-    assert "10 per-booking results; the table artifact shows 4 (failures first)." in markdown
+    assert "The `tick-results` table shows 4 of 10 per-booking results (failures first)." in markdown
 
 
 def free_port() -> int:
@@ -185,7 +216,7 @@ def test_an_operator_sees_the_per_booking_table_on_the_flow_run_in_a_real_prefec
     assert by_key["tick-results"]["type"] == "table" and by_key["tick-summary"]["type"] == "markdown"
     rows = by_key["tick-results"]["data"]
     rows = json.loads(rows) if isinstance(rows, str) else rows
-    assert {(r["booking_id"], r["step"], r["outcome"]) for r in rows} == {
+    assert {(r["booking id"], r["step"], r["outcome"]) for r in rows} == {
         (booking, "complete", "completed"), (booking, "deduct", "deducted")}
     tasks = httpx.post(f"{prefect_server}/task_runs/filter",
                        json={"task_runs": {"flow_run_id": {"any_": [run_id]}}}).json()

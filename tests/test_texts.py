@@ -59,7 +59,8 @@ def test_each_kind_is_sent_once_across_repeated_ticks(db, sandbox):
     nudge = sent_to(sandbox, "+61412345002")
     assert len(nudge) == 1 and nudge[0]["body"].startswith("Hi Ben, please confirm your session")
     feedback = sent_to(sandbox, "+61412345003")
-    assert len(feedback) == 1 and feedback[0]["body"].endswith("3 used, 0 booked, 7 remaining")
+    assert len(feedback) == 1 and feedback[0]["body"].endswith(
+        "You have used 3 of your 10 sessions, with 0 booked and 7 more to book.")
     assert len(sandbox.messages) == 3
     assert sorted(k for k, s, *_ in outbox(db) if s == "sent") == ["feedback_request", "session_reminder", "unconfirmed_reminder"]
     assert audit(db) == []

@@ -38,7 +38,7 @@ NY = "America/New_York"
 VARS = {
     "client_name": "Ann", "coach_name": "Bob", "session_datetime": "Tue 24 Nov, 9:30am",
     "location": "online", "feedback_link": "https://x.test/f/1", "sessions_remaining": 5,
-    "sessions_booked": 2, "session_summary": "3 used, 2 booked, 5 remaining",
+    "sessions_booked": 2, "session_summary": "You have used 3 of your 8 sessions, with 2 booked and 3 more to book.",
 }
 
 
@@ -210,8 +210,10 @@ def test_format_session_datetime_rejects_naive():
 
 
 def test_session_summary_and_location():
-    assert session_summary(3, 2, 5) == "3 used, 2 booked, 5 remaining"
-    assert session_summary(0, 0, 0) == "0 used, 0 booked, 0 remaining"
+    assert session_summary(3, 2, 5) == "You have used 3 of your 8 sessions, with 2 booked and 3 more to book."
+    assert session_summary(4, 1, 1) == "You have used 4 of your 5 sessions, with 1 booked and none left to book."
+    assert session_summary(0, 0, 1) == "You have used 0 of your 1 session, with 0 booked and 1 more to book."
+    assert session_summary(0, 0, 0) == ""  # no pack: no pack line
     assert location_text("in_person") == "in person"
     assert location_text("online") == "online"
     assert location_text("outdoor") == "outdoors"

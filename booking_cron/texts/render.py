@@ -101,7 +101,15 @@ def format_session_datetime(start: datetime, tz: str) -> str:
 
 
 def session_summary(used: int, booked: int, remaining: int) -> str:
-    return f"{used} used, {booked} booked, {remaining} remaining"
+    """A sentence about the client's active packs, like the app's own; "" without a pack, so a
+    template can end with it and a client without a pack reads no pack line."""
+    total = used + remaining
+    if total <= 0:
+        return ""
+    available = max(remaining - booked, 0)
+    left = f"{available} more to book" if available else "none left to book"
+    return (f"You have used {used} of your {total} {'session' if total == 1 else 'sessions'}, "
+            f"with {booked} booked and {left}.")
 
 
 def location_text(location_type: str | None) -> str:
