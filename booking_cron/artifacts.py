@@ -32,7 +32,8 @@ def words(code) -> str:
 
 
 def local_time(when, tz) -> str:
-    """'2026-11-24 19:30 AEST' in the org's zone (UTC when the zone is unknown); '' for no time."""
+    """'24 Nov 19:30 AEST' in the org's zone (UTC when the zone is unknown); '' for no time.
+    No year: a tick's sessions are days old at most, and the table must fit a laptop screen."""
     if blank(when):
         return ""
     when = pd.Timestamp(when).to_pydatetime()
@@ -40,7 +41,7 @@ def local_time(when, tz) -> str:
         zone = load_zone(tz) if not blank(tz) else timezone.utc
     except ValueError:
         zone = timezone.utc
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return when.astimezone(zone).strftime("%d %b %H:%M %Z").lstrip("0")
 
 
 def utc_time(when) -> str:
@@ -88,9 +89,9 @@ def results_table(results: pd.DataFrame, limit: int) -> list[dict]:
 def summary_markdown(summary: dict, total_rows: int, shown_rows: int, run_id: str) -> str:
     """The `tick-summary` artifact: what needs attention, then texts by reason, then all counts."""
     attention = needs_attention(summary)
-    kind = "Dry run of the tick" if summary.get("dry_run") else "Tick"
+    kind = "Dry-run tick" if summary.get("dry_run") else "Tick"
     verdict = f"{attention} {'needs' if attention == 1 else 'need'} attention" if attention else "all clear"
-    lines = [f"# {kind} at {utc_time(summary['tick_at'])}: {verdict}", "",
+    lines = [f"# {kind} {utc_time(summary['tick_at'])}: {verdict}", "",
              f"{headline(summary)}; {summary.get('bookings', 0)} bookings touched.", ""]
     lines += _attention_section(summary)
     lines += _texts_section(summary)

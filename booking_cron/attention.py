@@ -15,6 +15,8 @@ NOTABLE_OUTCOMES = ("not_deducted", "skipped", "expired", "cancelled", "deferred
 
 # Rank 0: needs attention; 1: notable; 2: went as planned.
 ATTENTION, NOTABLE, FINE = 0, 1, 2
+# Within a rank, outcomes in this order: broken bookings first, then texts, then packs.
+OUTCOME_ORDER = ALARM_OUTCOMES + NOTABLE_OUTCOMES + ("completed", "deducted", "queued", "sent")
 
 _PACK_WORDS = {  # reason -> (singular, plural)
     "expired": ("expired pack", "expired packs"),
@@ -25,8 +27,8 @@ _PACK_WORDS = {  # reason -> (singular, plural)
     "booking_not_found": ("booking not found", "bookings not found"),
 }
 WHAT_TO_DO = {
-    "expired pack": "the pack expired before the session ended: renew or extend it, then deduct by hand",
-    "unpaid pack": "payment pending, failed or refunded: chase the payment",
+    "expired pack": "the pack expired before the session ended: sell a new pack or extend this one",
+    "unpaid pack": "its payment is pending, failed or refunded: chase the payment",
     "used-up pack": "no sessions left: sell a new pack",
     "pack not found": "the booking points at a pack that does not exist: fix its purchase_id",
     "pack of another client": "the booking's pack belongs to someone else: fix its purchase_id",
@@ -44,15 +46,16 @@ def rank(outcome: str, reason: str | None) -> int:
     return NOTABLE if outcome in NOTABLE_OUTCOMES else FINE
 
 
-def rank_sql(outcome: str, reason: str) -> str:
-    """The same ranking as `rank`, as a SQL expression over two columns (parameters named below)."""
+def failures_first_sql(outcome: str, reason: str) -> str:
+    """`rank`, then OUTCOME_ORDER, as SQL `order by` terms over two columns (parameters below)."""
     return (f"case when {outcome} = any(%(alarm_outcomes)s) or ({outcome} = 'not_deducted' "
             f"and {reason} = any(%(pack_problems)s)) then {ATTENTION} "
-            f"when {outcome} = any(%(notable_outcomes)s) then {NOTABLE} else {FINE} end")
+            f"when {outcome} = any(%(notable_outcomes)s) then {NOTABLE} else {FINE} end, "
+            f"coalesce(array_position(%(outcome_order)s::text[], {outcome}), {len(OUTCOME_ORDER)})")
 
 
 RANK_SQL_PARAMS = {"alarm_outcomes": list(ALARM_OUTCOMES), "pack_problems": list(PACK_PROBLEMS),
-                   "notable_outcomes": list(NOTABLE_OUTCOMES)}
+                   "notable_outcomes": list(NOTABLE_OUTCOMES), "outcome_order": list(OUTCOME_ORDER)}
 
 
 def plural(n: int, one: str, many: str) -> str:

@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, utc_time, words
-from booking_cron.attention import ATTENTION, NOTABLE, RANK_SQL_PARAMS, attention_items, attention_line, headline, rank, rank_sql
+from booking_cron.attention import (ATTENTION, NOTABLE, RANK_SQL_PARAMS, attention_items, attention_line,
+                                    failures_first_sql, headline, rank)
 from booking_cron.store import loadable_time
 from booking_cron.texts.phones import mask_phone
 
@@ -36,7 +37,7 @@ order by {order}
 limit %(limit)s
 """
 CHRONOLOGICAL = "r.recorded_at, r.booking_id, r.step"
-FAILURES_FIRST = rank_sql("r.outcome", "r.reason") + ", r.outcome, r.reason, b.start_time, r.booking_id, r.step"
+FAILURES_FIRST = failures_first_sql("r.outcome", "r.reason") + ", r.reason, b.start_time, r.booking_id, r.step"
 
 # What `booking-cron results` and `run` show in a 100-column terminal; --wide shows every column.
 NARROW = ("outcome", "reason", "step", "client", "session start")

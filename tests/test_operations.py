@@ -135,11 +135,11 @@ def test_a_tick_publishes_a_results_table_and_a_summary_an_operator_can_read(db,
     assert skipped["schedule"] == "90 min after" and skipped["client"] == "Ben Smith"
     deducted = next(r for r in table if r["step"] == "deduct" and r["outcome"] == "deducted")
     assert deducted["client"] == "Ava Nguyen (+6141*****999)"
-    assert deducted["session start"] == "2026-11-24 18:00 AEDT"  # T - 2 h in Sydney (UTC+11), to the minute
+    assert deducted["session start"] == "24 Nov 18:00 AEDT"  # T - 2 h in Sydney (UTC+11), to the minute
     assert not any("text:" in r["step"] for r in table)
 
     markdown = artifacts["tick-summary"].data
-    assert markdown.startswith("# Tick at 2026-11-24 09:00 UTC: 2 need attention")
+    assert markdown.startswith("# Tick 2026-11-24 09:00 UTC: 2 need attention")
     assert markdown.index("## Needs attention") < markdown.index("## Texts") < markdown.index("## Completions")
     assert "| expired pack | 1 |" in markdown and "| rejected booking | 1 |" in markdown
     assert "| skipped | missing phone | 1 |" in markdown

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -75,8 +75,8 @@ def test_steps_read_as_words():
 
 def test_session_start_is_in_the_org_zone_without_microseconds():
     start = datetime(2026, 11, 24, 9, 30, 12, 345678, tzinfo=timezone.utc)
-    assert local_time(start, "Australia/Brisbane") == "2026-11-24 19:30 AEST"
-    assert local_time(start, "Not/AZone") == "2026-11-24 09:30 UTC"
+    assert local_time(start, "Australia/Brisbane") == "24 Nov 19:30 AEST"
+    assert local_time(start - timedelta(days=20), "Not/AZone") == "4 Nov 09:30 UTC"
     assert local_time(pd.NaT, "Australia/Brisbane") == ""
     assert utc_time("2026-11-24T09:10:00.123456+00:00") == "2026-11-24 09:10 UTC"
 
@@ -97,7 +97,7 @@ def test_a_presented_row_has_blanks_not_nan_and_ids_last():
     assert list(rows[0])[-1] == "booking id"
     assert rows[0]["client"] == "Ava Nguyen (+6141*****678)" and rows[0]["reason"] == ""
     assert rows[1] == {"outcome": "skipped", "reason": "missing phone", "step": "session reminder", "client": "",
-                       "session start": "2026-11-24 09:30 UTC", "schedule": "1 hour before", "org": "",
+                       "session start": "24 Nov 09:30 UTC", "schedule": "1 hour before", "org": "",
                        "booking id": "b2"}
     assert "nan" not in repr(rows).lower() and "NaT" not in repr(rows)
     assert present(frame.to_dict("records")[0])["tick"] == "2026-11-24 09:10 UTC"
@@ -112,7 +112,7 @@ def test_the_summary_puts_what_needs_attention_first_and_counts_texts_by_reason(
         StepResult("c", feedback, "failed", "unknown_placeholder"), StepResult("d", feedback, "sent"),
     )
     markdown = summary_markdown(summary, total_rows=8, shown_rows=5, run_id=RUN)
-    assert markdown.startswith("# Tick at 2026-11-24 09:10 UTC: 3 need attention\n")
+    assert markdown.startswith("# Tick 2026-11-24 09:10 UTC: 3 need attention\n")
     assert markdown.index("## Needs attention") < markdown.index("## Texts") < markdown.index(
         "## Completions and deductions")
     assert "| unpaid pack | 1 |" in markdown and "| expired pack | 1 |" in markdown
