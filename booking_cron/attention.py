@@ -54,7 +54,7 @@ def failures_first_sql(outcome: str, reason: str) -> str:
             f"coalesce(array_position(%(outcome_order)s::text[], {outcome}), {len(OUTCOME_ORDER)})")
 
 
-RANK_SQL_PARAMS = {"alarm_outcomes": list(ALARM_OUTCOMES), "pack_problems": list(PACK_PROBLEMS),
+FAILURES_FIRST_PARAMS = {"alarm_outcomes": list(ALARM_OUTCOMES), "pack_problems": list(PACK_PROBLEMS),
                    "notable_outcomes": list(NOTABLE_OUTCOMES), "outcome_order": list(OUTCOME_ORDER)}
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, utc_time, words
-from booking_cron.attention import (ATTENTION, NOTABLE, RANK_SQL_PARAMS, attention_items, attention_line,
+from booking_cron.attention import (ATTENTION, NOTABLE, FAILURES_FIRST_PARAMS, attention_items, attention_line,
                                     failures_first_sql, headline, rank)
 from booking_cron.store import loadable_time
 from booking_cron.texts.phones import mask_phone
@@ -51,14 +51,14 @@ def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_i
     query = RESULTS_QUERY.format(order=FAILURES_FIRST if failures_first else CHRONOLOGICAL,
                                  start=loadable_time("b.start_time"))
     with conn.cursor() as cur:
-        cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, **RANK_SQL_PARAMS})
+        cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, **FAILURES_FIRST_PARAMS})
         columns = [d.name for d in cur.description]
         frame = pd.DataFrame(cur.fetchall(), columns=columns)
     frame["phone"] = frame["phone"].map(lambda p: mask_phone(p) if isinstance(p, str) and p.strip() else None)
     return frame
 
 
-def results_table(results: pd.DataFrame, wide: bool = False, title: str | None = None) -> Table:
+def console_table(results: pd.DataFrame, wide: bool = False, title: str | None = None) -> Table:
     """A rich table of per-booking results in the frame's order, what needs attention in red."""
     columns = COLUMNS if wide else NARROW
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
@@ -73,14 +73,13 @@ def results_table(results: pd.DataFrame, wide: bool = False, title: str | None =
 
 def print_results(console: Console, results: pd.DataFrame, wide: bool = False) -> None:
     """`booking-cron results`: narrow enough for a 100-column terminal, or every column with --wide."""
-    table = results_table(results, wide, title=f"{len(results)} per-booking results")
+    table = console_table(results, wide, title=f"{len(results)} per-booking results")
     if wide:  # as wide as the table needs: a pager (less -S) or a wide terminal shows it whole
         needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        console = Console(width=max(console.width, needed), file=console.file, force_terminal=console.is_terminal)
+        Console(width=max(console.width, needed), file=console.file, force_terminal=console.is_terminal).print(table)
     else:
-        table.caption = "--wide adds phone, schedule, org and ids; --csv and --json export everything"
-        table.caption_justify = "left"
-    console.print(table)
+        console.print(table)
+        console.print("--wide adds phone, schedule, org and ids; --csv and --json export everything", style="dim")
 
 
 def print_summary(console: Console, summary: dict, results: pd.DataFrame) -> None:
@@ -99,7 +98,7 @@ def print_summary(console: Console, summary: dict, results: pd.DataFrame) -> Non
     console.print(counts)
     console.print()
     if not results.empty:
-        console.print(results_table(results, title=f"First {len(results)} of {summary['results']} per-booking "
+        console.print(console_table(results, title=f"First {len(results)} of {summary['results']} per-booking "
                                                    "results, failures first"))
     if not summary.get("dry_run"):
         console.print(f"All of them: booking-cron results --run {summary['flow_run_id']}")
