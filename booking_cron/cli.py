@@ -170,12 +170,12 @@ def deploy_command(
     except ValueError:
         raise typer.BadParameter(f"--alert-window must look like 30m, 1h or 90s, got {alert_window!r}")
     try:
-        setup = deploy(alert_block=alert_block, alert_window=window,
-                       echo=lambda line: console.print(line, soft_wrap=True, highlight=False))
+        worker_command = deploy(alert_block=alert_block, alert_window=window,
+                                echo=lambda line: console.print(line, soft_wrap=True, highlight=False))
     except SetupError as error:
         errors.print(f"[red]deploy failed[/]: {error}", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"start a worker with:\n  {setup.worker_command}", soft_wrap=True, highlight=False)
+    console.print(f"start a worker with:\n  {worker_command}", soft_wrap=True, highlight=False)
 
 
 @blocks_app.command("register")

@@ -271,6 +271,12 @@ def test_deploy_sets_everything_up_and_running_it_again_changes_nothing(deployed
     assert f"BOOKING_CRON_HOME={ROOT} prefect worker start --pool booking-cron" in second.stdout
 
 
+def test_deploy_names_a_missing_alert_block_and_stops(env, deployed):
+    done = booking_cron(env, "deploy", "--alert-block", "slack-webhook/nowhere", timeout=120)
+    assert done.returncode == 1
+    assert "no block 'slack-webhook/nowhere'" in done.stderr and "Traceback" not in done.stdout + done.stderr
+
+
 def test_serve_refuses_the_work_pool_deployments_name(env, deployed):
     done = booking_cron(env, "serve", "--name", "booking-cron-tick", timeout=60)
     assert done.returncode == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -38,14 +37,6 @@ ALERT_PAYLOAD = {"text": "{{subject}}\n{{body}}", "subject": "{{subject}}", "bod
 
 class SetupError(RuntimeError):
     """A step that cannot go on; the message says what to fix."""
-
-
-@dataclass
-class Setup:
-    """What `deploy` did, one line per object, and the command that starts a worker."""
-
-    done: list[str] = field(default_factory=list)
-    worker_command: str = ""
 
 
 def project_spec() -> dict:
@@ -131,31 +122,25 @@ def apply_automations(client: SyncPrefectClient, automations: list[AutomationCor
 
 
 def deploy(alert_block: str | None = None, alert_window: timedelta | None = None,
-           echo: Callable[[str], None] = lambda line: None) -> Setup:
-    """Work pool, blocks, both deployments, automations; `echo` hears each step as it is done."""
-    setup = Setup()
-
-    def did(line: str) -> None:
-        setup.done.append(line)
-        echo(line)
-
+           echo: Callable[[str], None] = print) -> str:
+    """Work pool, blocks, both deployments, automations; `echo` hears one line per object as it
+    is done. Returns the command that starts a worker."""
     if not PREFECT_API_URL.value():
         raise SetupError("PREFECT_API_URL is not set: point it at your Prefect server "
                          "(e.g. http://127.0.0.1:4200/api) or log in to Prefect Cloud")
     spec = project_spec()
     pool = spec["definitions"]["work_pool"]["name"]
     with get_client(sync_client=True) as client:
-        did(ensure_work_pool(client, pool))
+        echo(ensure_work_pool(client, pool))
         saved = register_blocks_from_environment()
-        did(f"blocks saved from the environment: {', '.join(saved)}" if saved else
-            "blocks: none saved (DATABASE_URL, TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN unset); runs read "
-            "the worker's environment")
+        echo(f"blocks saved from the environment: {', '.join(saved)}" if saved else
+             "blocks: none saved (DATABASE_URL, TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN unset); runs read "
+             "the worker's environment")
         block_id, line = alert_block_id(client, alert_block)
-        did(line)
+        echo(line)
         deploy_flows()
         for deployment in spec["deployments"]:
-            did(describe_deployment(client, deployment["name"]))
+            echo(describe_deployment(client, deployment["name"]))
         for line in apply_automations(client, automation_specs(block_id, alert_window)):
-            did(line)
-    setup.worker_command = f"BOOKING_CRON_HOME={ROOT} prefect worker start --pool {pool}"
-    return setup
+            echo(line)
+    return f"BOOKING_CRON_HOME={ROOT} prefect worker start --pool {pool}"
