@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP)
 
-# Re-resolve requirements.lock from pyproject.toml (after changing a dependency, or to take
-# upgrades on purpose: `make lock LOCK_ARGS=--upgrade`), with pip-tools and this machine's pip configuration (index, wheels).
+# Re-resolve requirements.lock from pyproject.toml with pip-tools, through this machine's pip
+# configuration (index, wheels): after changing a dependency (`pip check` above fails until the
+# lock has it), or to take upgrades on purpose with `make lock LOCK_ARGS=--upgrade`.
 # Commit the lock with the change; `make install` then installs the new set.
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
