@@ -1,20 +1,34 @@
 # `make demo` and `make test` work on a fresh machine with Python 3.11+ and make:
-# each creates .venv and installs what it needs on first use.
+# each creates .venv and installs what it needs on first use, exactly the versions in
+# requirements.lock (the set the tests passed with).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo test bench soak clean
+.PHONY: install lock demo test bench soak clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve requirements.lock from pyproject.toml with pip-tools, through this machine's pip
+# configuration (index, wheels): after changing a dependency (`pip check` above fails until the
+# lock has it), or to take upgrades on purpose with `make lock LOCK_ARGS=--upgrade`.
+# Commit the lock with the change; `make install` then installs the new set.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4"
+	$(BIN)/pip-compile --quiet $(LOCK_ARGS) --extra test --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/booking-cron demo

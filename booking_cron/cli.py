@@ -1,4 +1,4 @@
-"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, demo)."""
+"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, demo, deploy, serve)."""
 
 from __future__ import annotations
 
@@ -139,16 +139,43 @@ def backfill_command(
 @app.command("serve")
 def serve_command(
     cron: str = typer.Option("*/10 * * * *", help="tick schedule (UTC)"),
-    name: str = typer.Option("booking-cron-tick", help="deployment name"),
+    name: str = typer.Option("booking-cron-serve", help="deployment name (not a work pool's deployment)"),
 ) -> None:
     """Run the tick on a cron schedule from this machine, without a work pool (Ctrl-C stops)."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.schedules import Cron
+    from booking_cron.operations.serve import ServeError, serve
 
-    from flows.tick import tick
+    try:
+        serve(cron, name)
+    except ServeError as error:
+        errors.print(f"[red]cannot serve[/]: {error}", soft_wrap=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    console.print("serve stopped")
 
-    tick.serve(name=name, schedules=[Cron(cron, timezone="UTC")], pause_on_shutdown=False, limit=1,
-               global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW))
+
+@app.command("deploy")
+def deploy_command(
+    alert_block: Optional[str] = typer.Option(
+        None, help="notification block for alerts, TYPE-SLUG/NAME (e.g. slack-webhook/ops); "
+                   "default: a webhook block from BOOKING_CRON_ALERT_WEBHOOK_URL"),
+    alert_window: str = typer.Option("30m", help="time without a completed tick before the overdue alert: 30m, 1h"),
+) -> None:
+    """Set up the Prefect server: work pool, blocks, both deployments, automations (idempotent)."""
+    from booking_cron.operations.setup import SetupError, deploy
+    from booking_cron.slots import parse_every
+
+    try:
+        window = parse_every(alert_window)
+    except ValueError:
+        raise typer.BadParameter(f"--alert-window must look like 30m, 1h or 90s, got {alert_window!r}")
+    try:
+        worker_command = deploy(alert_block=alert_block, alert_window=window,
+                                echo=lambda line: console.print(line, soft_wrap=True, highlight=False))
+    except SetupError as error:
+        errors.print(f"[red]deploy failed[/]: {error}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"start a worker with:\n  {worker_command}", soft_wrap=True, highlight=False)
 
 
 @blocks_app.command("register")

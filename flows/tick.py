@@ -4,8 +4,8 @@ Every step is a task at an I/O boundary with its retry policy beside it; every d
 lives in a pure function in booking_cron; every write is one set-based SQL statement.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: `flow.serve` validates parameters against these
+# annotations, and as strings (`datetime`) they fail with "TickModel is not fully defined".
 from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger, task, unmapped
