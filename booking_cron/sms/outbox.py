@@ -85,7 +85,6 @@ def stored_status(status: str) -> str:
 TEXT_IDENTITY = """
 left join public.sms_schedules app_sc
   on m.kind is null
- and m.idempotency_key ~ '^sched-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-'
  and app_sc.id = (case when m.idempotency_key ~ '^sched-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-'
                        then substr(m.idempotency_key, 7, 36)::uuid end)
  and m.idempotency_key = 'sched-' || app_sc.id::text || '-' || m.related_entity_id::text
