@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
+from booking_cron.sms.outbox import TEXT_IDENTITY
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -17,14 +19,19 @@ class Violation:
         return asdict(self)
 
 
-# (invariant name, query returning (subject, detail) rows)
-CHECKS: list[tuple[str, str]] = [
-    ("ledger_matches_sessions_used", """
-        select cp.id::text, format('sessions_used %s but %s ledger rows', coalesce(cp.sessions_used, 0), count(su.id))
+# Packs whose sessions_used differs from their ledger: the sessions its rows moved, less the
+# bookings' sessions given back (released). Shared with `doctor`.
+LEDGER_DISAGREES = """
+        select cp.id::text, format('sessions_used %s but the ledger says %s', coalesce(cp.sessions_used, 0),
+                                   coalesce(sum(su.sessions) filter (where su.released_at is null), 0))
         from public.client_purchases cp
         left join public.session_usage su on su.purchase_id = cp.id
         group by cp.id, cp.sessions_used
-        having coalesce(cp.sessions_used, 0) <> count(su.id)"""),
+        having coalesce(cp.sessions_used, 0) <> coalesce(sum(su.sessions) filter (where su.released_at is null), 0)"""
+
+# (invariant name, query returning (subject, detail) rows)
+CHECKS: list[tuple[str, str]] = [
+    ("ledger_matches_sessions_used", LEDGER_DISAGREES),
     ("one_deduction_per_booking", """
         select su.booking_id::text, format('%s ledger rows', count(*))
         from public.session_usage su where su.booking_id is not null
@@ -45,10 +52,11 @@ CHECKS: list[tuple[str, str]] = [
                or (tc.deduction = 'deducted' and not exists (
                   select 1 from public.session_usage su where su.booking_id = tc.booking_id)))"""),
     ("one_text_per_booking_kind_schedule", """
-        select m.related_entity_id::text, format('%s %s texts sent for schedule %s', count(*), m.kind, coalesce(m.schedule_id::text, '-'))
-        from public.sms_messages m
-        where m.status in ('sent', 'delivered') and m.kind is not null
-        group by m.related_entity_id, m.kind, m.schedule_id having count(*) > 1"""),
+        select m.related_entity_id::text, format('%s %s texts sent for schedule %s', count(*), ident.kind,
+                                                 coalesce(ident.schedule_id::text, '-'))
+        from public.sms_messages m""" + TEXT_IDENTITY + """
+        where m.status in ('sent', 'delivered') and ident.kind is not null
+        group by m.related_entity_id, ident.kind, ident.schedule_id having count(*) > 1"""),
     ("no_text_after_expiry", """
         select m.id::text, format('%s sent at %s, stale from %s', m.kind, m.sent_at, m.expires_at)
         from public.sms_messages m
@@ -60,11 +68,11 @@ CHECKS: list[tuple[str, str]] = [
         where m.status in ('sent', 'delivered') and x.created_at < m.sent_at"""),
     ("no_text_in_quiet_hours", """
         select m.id::text, format('%s sent at %s local', m.kind, (m.sent_at at time zone bs.timezone)::time)
-        from public.sms_messages m
+        from public.sms_messages m""" + TEXT_IDENTITY + """
         join public.sms_settings s on s.org_id = m.org_id
         join public.booking_settings bs on bs.org_id = m.org_id
         cross join lateral (select extract(hour from m.sent_at at time zone bs.timezone)::int as h) local
-        where m.status in ('sent', 'delivered') and m.kind is not null
+        where m.status in ('sent', 'delivered') and ident.kind is not null
           and bs.timezone in (select name from pg_timezone_names)
           and ((s.quiet_hours_start < s.quiet_hours_end and local.h >= s.quiet_hours_start and local.h < s.quiet_hours_end)
             or (s.quiet_hours_start > s.quiet_hours_end and (local.h >= s.quiet_hours_start or local.h < s.quiet_hours_end)))"""),
@@ -72,6 +80,13 @@ CHECKS: list[tuple[str, str]] = [
         select m.id::text, format('%s sent at %s, booking cancelled at %s', m.kind, m.sent_at, b.cancelled_at)
         from public.sms_messages m join public.bookings b on b.id = m.related_entity_id
         where m.status in ('sent', 'delivered') and b.status = 'cancelled' and b.cancelled_at < m.sent_at"""),
+    ("cancelled_booking_gets_its_session_back", """
+        select su.booking_id::text, format('cancelled at %s, its session still taken from pack %s after a later tick',
+                                           b.cancelled_at, su.purchase_id)
+        from public.session_usage su join public.bookings b on b.id = su.booking_id
+        where b.status = 'cancelled' and su.released_at is null
+          and exists (select 1 from public.tick_runs r
+                      where r.state = 'finished' and r.started_at > coalesce(b.cancelled_at, b.updated_at))"""),
 ]
 
 

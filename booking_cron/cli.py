@@ -1,4 +1,4 @@
-"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, demo, deploy, serve)."""
+"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, doctor, demo, deploy, serve)."""
 
 from __future__ import annotations
 
@@ -229,6 +229,23 @@ def audit_command(as_json: bool = typer.Option(False, "--json")) -> None:
     else:
         console.print(f"audit: all {len(CHECKS)} invariants hold")
     raise typer.Exit(1 if violations else 0)
+
+
+@app.command("doctor")
+def doctor_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Hazards of running beside the app (open doors, the app's jobs still on, ledger gaps); exit 1 if any."""
+    from booking_cron.doctor import diagnose
+
+    with database.connection() as conn:
+        hazards = diagnose(conn)
+    if as_json:
+        print(json.dumps({"ok": not hazards, "hazards": [h.as_dict() for h in hazards]}))
+    elif hazards:
+        for h in hazards:
+            console.print(f"[red]HAZARD[/] {h.hazard}: {h.subject}: {h.detail}\n  fix: {h.fix}")
+    else:
+        console.print("doctor: no hazards found")
+    raise typer.Exit(1 if hazards else 0)
 
 
 @app.command("demo")

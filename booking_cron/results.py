@@ -9,6 +9,7 @@ from typing import Iterable
 # Steps a result can belong to; texts use "text:<kind>:<schedule id or ->".
 COMPLETE = "complete"
 DEDUCT = "deduct"
+REINSTATE = "reinstate"  # a cancelled booking's session given back (outcome "reinstated")
 TEXT_PREFIX = "text:"
 FAILED_TEXT_OUTCOMES = {"failed", "unknown", "error"}
 
@@ -32,6 +33,7 @@ class TickSummary:
     dry_run: bool = False
     completed: int = 0
     deducted: int = 0
+    reinstated: int = 0
     not_deducted: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
@@ -112,6 +114,8 @@ def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[Coun
                 summary.deducted += n
             else:
                 not_deducted[reason or "unknown"] += n
+        elif step == REINSTATE:
+            summary.reinstated += n
         elif step.startswith(TEXT_PREFIX):
             kind = text_kind(step)
             texts[outcome] += n

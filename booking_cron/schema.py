@@ -18,10 +18,14 @@ def _yoyo_url(url: str) -> str:
 
 
 def upgrade(url: str) -> list[str]:
-    """Apply every migration not applied yet; returns their ids. Safe to repeat."""
+    """Apply every migration not applied yet; returns their ids. Safe to repeat.
+
+    The post-apply hooks (the API lockdown) run every time, even with nothing pending: an upgrade
+    also takes back what default privileges or a hand-made grant opened since the last one."""
     backend = get_backend(_yoyo_url(url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+        backend.apply_migrations_only(pending)
+        backend.run_post_apply(migrations)
     return [m.id for m in pending]

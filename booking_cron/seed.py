@@ -78,7 +78,7 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
         if n % 2 == 0:
             schedules.append((_uuid(rng), org_id, "pre_session", "day before", 1440, DAY_BEFORE, True))
 
-    client_rows, packs, usage = [], [], []
+    client_rows, packs = [], []
     packs_by_client: dict[uuid.UUID, list[uuid.UUID]] = {}
     for _ in range(clients):
         org_id = rng.choice(org_rows)[0]
@@ -94,7 +94,6 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
             expires = None if rng.random() < 0.4 else purchased + timedelta(days=rng.choice([30, 90, 180]))
             status = rng.choices(["succeeded", "pending", "failed", "refunded"], [85, 7, 4, 4])[0]
             packs.append((pack_id, org_id, client_id, total, prior, purchased, expires, status))
-            usage.extend((org_id, client_id, pack_id, purchased.date(), "seed") for _ in range(prior))
             packs_by_client.setdefault(client_id, []).append(pack_id)
 
     zones = {org_id: ZoneInfo(tz) for org_id, tz in settings}
@@ -117,7 +116,7 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
         _copy(cur, "sms_schedules (id, org_id, type, label, mins_offset, body, enabled)", schedules)
         _copy(cur, "clients (id, org_id, full_name, phone, sms_reminder_enabled, sms_followup_enabled)", client_rows)
         _copy(cur, "client_purchases (id, org_id, client_id, sessions_total, sessions_used, purchased_at, expires_at, payment_status)", packs)
-        _copy(cur, "session_usage (org_id, client_id, purchase_id, session_date, source)", usage)
+        # packs' prior usage lands in the ledger through its trigger ('opening' rows)
         _copy(cur, "bookings (id, org_id, client_id, purchase_id, start_time, end_time, status, client_confirmed, confirmation_sent_at, location_type)", booking_rows)
         done = [(b[3], b[0]) for b in booking_rows if b[6] == "completed" and b[3] is not None]
         if done:

@@ -14,7 +14,7 @@ from typing import Sequence
 from booking_cron import database
 from booking_cron.due import ALL, DueBooking, Rejected, Shard
 from booking_cron.faults import crash_point
-from booking_cron.results import COMPLETE, DEDUCT, CountKey, StepResult
+from booking_cron.results import COMPLETE, DEDUCT, REINSTATE, CountKey, StepResult
 
 def loadable_time(column: str) -> str:
     """SQL for a timestamp column that yields null for times Python cannot hold (-infinity, BC)."""
@@ -85,6 +85,32 @@ recorded as (
 select o.booking_id::text, o.outcome from outcome o
 """
 
+# Sessions taken for bookings that were cancelled since: given back through release_sessions(),
+# once each (a concurrent tick's give-back comes back already_released and is not recorded).
+# Only the ledger and the bookings' status are read; nothing here comes from an API-writable table
+# of booking-cron's.
+REINSTATE_CANCELLED = """
+with owed as (
+  select su.purchase_id, su.booking_id
+  from public.session_usage su join public.bookings b on b.id = su.booking_id
+  where b.status = 'cancelled' and su.released_at is null
+    and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+),
+given as (
+  select r.booking_id, r.outcome
+  from (select array_agg(o.purchase_id order by o.booking_id) as purchases,
+               array_agg(o.booking_id order by o.booking_id) as bookings from owed o) a
+  cross join lateral public.release_sessions(a.purchases, a.bookings) r
+  where a.bookings is not null
+),
+recorded as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome)
+  select %(run)s, g.booking_id, '""" + REINSTATE + """', 'reinstated' from given g where g.outcome = 'released'
+  on conflict do nothing
+)
+select g.booking_id::text from given g where g.outcome = 'released'
+"""
+
 RECORD_RESULTS = """
 insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason, detail)
 select %(run)s, r.booking_id, r.step, r.outcome, r.reason, r.detail
@@ -137,6 +163,12 @@ class BookingStore:
                            None if outcome == "deducted" else outcome)
                 for booking_id, outcome in rows
             ]
+
+    def reinstate_cancelled(self, run_id: str, shard: Shard = ALL, dry_run: bool = False) -> list[StepResult]:
+        """Give back the sessions of bookings cancelled after one was taken (no_show keeps it)."""
+        with self._transaction(dry_run) as cur:
+            cur.execute(REINSTATE_CANCELLED, {"run": run_id, "shard": shard.index, "shards": shard.count})
+            return [StepResult(booking_id, REINSTATE, "reinstated") for (booking_id,) in cur]
 
     def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False) -> None:
         if not results:

@@ -1,4 +1,5 @@
-"""The tick: complete the sessions that ended, deduct each from its pack once, text clients.
+"""The tick: complete the sessions that ended, deduct each from its pack once, give back the
+sessions of cancelled bookings, text clients.
 
 Every step is a task at an I/O boundary with its retry policy beside it; every decision
 lives in a pure function in booking_cron; every write is one set-based SQL statement.
@@ -65,6 +66,11 @@ def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
 def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> Outcomes:
     return Outcomes(BookingStore().deduct(run_id, batch, dry_run))
+
+
+@task(task_run_name="reinstate cancelled sessions", **RETRIES)
+def reinstate_sessions(run_id: str, shard: Shard, dry_run: bool) -> list[StepResult]:
+    return BookingStore().reinstate_cancelled(run_id, shard, dry_run)
 
 
 @task(task_run_name="queue texts", **RETRIES)
@@ -147,6 +153,8 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
             f"{failed_batches} of {len(batches)} deduct batches failed after retries; their bookings "
             "stay owed and the next tick deducts them"
         )
+
+    results += reinstate_sessions(run_id, scope, dry_run)
 
     provider_ready = sms_gateway() is not None
     results += queue_texts(run_id, tick_at, dry_run, provider_ready, scope)

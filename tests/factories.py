@@ -35,15 +35,12 @@ def client(conn: psycopg.Connection, org_id: str, name: str = "Ava Nguyen", phon
 
 def pack(conn: psycopg.Connection, org_id: str, client_id: str, total: int | None = 10, used: int = 0,
          expires_at: datetime | None = None, payment_status: str = "succeeded") -> str:
-    """A pack whose prior usage is on the ledger, as the audit expects."""
+    """A pack with prior usage; the ledger's trigger records that usage ('opening')."""
     pack_id = str(uuid.uuid4())
     conn.execute(
         """insert into client_purchases (id, org_id, client_id, sessions_total, sessions_used, expires_at, payment_status)
            values (%s, %s, %s, %s, %s, %s, %s)""",
         (pack_id, org_id, client_id, total, used, expires_at, payment_status))
-    for _ in range(used):
-        conn.execute("insert into session_usage (org_id, client_id, purchase_id, source) values (%s, %s, %s, 'test')",
-                     (org_id, client_id, pack_id))
     return pack_id
 
 

@@ -27,7 +27,7 @@ def state(db, sandbox) -> dict:
     return {
         "completed": one("select count(*) from bookings b join tick_completions tc on tc.booking_id = b.id"),
         "ledger": one("select count(*) from session_usage where booking_id is not null"),
-        "queued": one("select count(*) from sms_messages where status = 'queued'"),
+        "queued": one("select count(*) from sms_messages where status = 'scheduled'"),
         "sending": one("select count(*) from sms_messages where status = 'sending'"),
         "sent": one("select count(*) from sms_messages where status = 'sent'"),
         "at_provider": len(sandbox.messages),

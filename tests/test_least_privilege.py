@@ -186,15 +186,13 @@ def test_the_role_migration_can_run_again(db):
 def test_on_an_app_database_with_row_level_security_the_role_sees_every_org(server_url):
     """The app's bookings, client_purchases and session_usage have RLS on: the migration gives the tick
     role a policy on the tables it reads, so a tick sees every org's rows (and still writes no pack)."""
-    from pathlib import Path
-
     from booking_cron import database, schema
+    from tests import supabase
 
     name = f"booking_cron_rls_{uuid.uuid4().hex[:8]}"
     url = database.create_database(server_url, name)
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute((Path(__file__).parent / "app_shaped_schema.sql").read_text())
+        supabase.load(url)
         schema.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             org = conn.execute("insert into orgs (name, slug) values ('Harbour', 'harbour') returning id").fetchone()[0]
@@ -204,7 +202,7 @@ def test_on_an_app_database_with_row_level_security_the_role_sees_every_org(serv
                          (org, client, T - timedelta(hours=2), T - timedelta(hours=1)))
             policies = {t for (t,) in conn.execute(
                 "select tablename from pg_policies where policyname = 'booking_cron_tick'")}
-            assert {"bookings", "client_purchases"} <= policies
+            assert {"bookings", "client_purchases", "session_usage", "tick_completions"} <= policies
             conn.execute(f"set role {ROLE}")
             assert conn.execute("select count(*) from bookings").fetchone()[0] == 1
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

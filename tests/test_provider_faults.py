@@ -37,7 +37,7 @@ def test_every_text_is_sent_once_or_failed_with_a_reason_under_provider_faults(d
     while ticks < 12:
         run_tick(T + timedelta(minutes=10 * ticks))
         ticks += 1
-        if not db.execute("select count(*) from sms_messages where status in ('queued', 'sending')").fetchone()[0]:
+        if not db.execute("select count(*) from sms_messages where status in ('scheduled', 'sending')").fetchone()[0]:
             break
     count("faults_injected", sandbox.stats()["faults_injected"])
 

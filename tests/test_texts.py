@@ -85,7 +85,7 @@ def test_a_booking_cancelled_after_queueing_gets_no_text(db, sandbox):
     org = texting_org(db)
     b = f.booking(db, org, f.client(db, org, phone="+61412345010"), start=T + timedelta(minutes=30))
     queue_texts.fn(str(uuid.uuid4()), T, False, True)
-    assert [s for _, s, *_ in outbox(db, b)] == ["queued"]
+    assert [s for _, s, *_ in outbox(db, b)] == ["scheduled"]
     db.execute("update bookings set status = 'cancelled', cancelled_at = %s where id = %s", (T, b))
     tick(tick_at=T)
     assert sandbox.messages == []
@@ -172,7 +172,7 @@ def test_nothing_is_sent_after_expiry_even_after_a_three_day_outage(db, sandbox,
         f.booking(db, org, f.client(db, org, phone=phone), start=outage_start + timedelta(hours=6 * i, minutes=30))
     monkeypatch.delenv("TWILIO_ACCOUNT_SID")  # the provider is down: the first tick only queues
     tick(tick_at=outage_start)
-    assert db.execute("select count(*) from sms_messages where status = 'queued'").fetchone()[0] == 1
+    assert db.execute("select count(*) from sms_messages where status = 'scheduled'").fetchone()[0] == 1
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", sandbox.account_sid)
     summary = tick(tick_at=T)  # the first tick after three days
     rows = db.execute("select status, sent_at, expires_at from sms_messages").fetchall()

@@ -1,19 +1,18 @@
-"""`db upgrade` on an existing database of the seed app: adds what is missing, keeps the data."""
+"""`db upgrade` on an existing database of the seed app (tests/supabase): adds what is missing,
+keeps the data, and from then on the ledger balances whoever writes the packs."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from booking_cron import database, schema
 from booking_cron.audit import audit
+from tests import supabase as app
 from tests.factories import T
-
-APP_SCHEMA = (Path(__file__).parent / "app_shaped_schema.sql").read_text()
 
 
 @pytest.fixture
@@ -21,26 +20,25 @@ def app_database(server_url):
     name = f"booking_cron_app_{uuid.uuid4().hex[:10]}"
     url = database.create_database(server_url, name)
     try:
+        app.load(url)
         yield url
     finally:
         database.drop_database(server_url, name)
 
 
+def past_booking(conn, org: app.Org, client: str, pack: str) -> str:
+    return conn.execute(
+        "insert into bookings (org_id, client_id, purchase_id, start_time, end_time) values (%s, %s, %s, %s, %s) "
+        "returning id::text", (org.id, client, pack, T - timedelta(hours=2), T - timedelta(hours=1))).fetchone()[0]
+
+
 def test_upgrade_in_place_keeps_usage_and_balances_the_ledger(app_database):
     with psycopg.connect(app_database, autocommit=True) as conn:
-        conn.execute(APP_SCHEMA)
-        org = conn.execute("insert into orgs (name, slug) values ('Harbour Strength', 'harbour') returning id").fetchone()[0]
-        client = conn.execute("insert into clients (org_id, full_name, phone) values (%s, 'Mia Chen', '+61412345678') returning id",
-                              (org,)).fetchone()[0]
-        offer = conn.execute("insert into offers (org_id, name, offer_type, price_cents) values (%s, '10 pack', 'session_pack', 90000) returning id",
-                             (org,)).fetchone()[0]
-        pack = conn.execute(
-            """insert into client_purchases (org_id, client_id, offer_id, amount_paid_cents, sessions_total, sessions_used, payment_status)
-               values (%s, %s, %s, 90000, 10, 4, 'succeeded') returning id""", (org, client, offer)).fetchone()[0]
-        booking = conn.execute(
-            "insert into bookings (org_id, client_id, purchase_id, start_time, end_time) values (%s, %s, %s, %s, %s) returning id",
-            (org, client, pack, T - timedelta(hours=2), T - timedelta(hours=1))).fetchone()[0]
-        assert conn.execute("select use_session(%s)", (pack,)).fetchone()[0] is True  # the app's own call
+        org = app.org(conn, "Harbour Strength")
+        client = app.client(conn, org)
+        pack = app.add_package(conn, org, client, used=4)
+        booking = past_booking(conn, org, client, pack)
+        assert app.use_one(conn, org, pack) is True  # the app's own, pre-upgrade use_session
 
     applied = schema.upgrade(app_database)
     assert applied and schema.upgrade(app_database) == []
@@ -50,32 +48,27 @@ def test_upgrade_in_place_keeps_usage_and_balances_the_ledger(app_database):
                             (pack,)).fetchone() == (5, 5)
         assert conn.execute("select count(*) from session_usage where purchase_id = %s and source = 'baseline'",
                             (pack,)).fetchone()[0] == 5
-        assert conn.execute("select timezone from booking_settings").fetchall() == []  # none existed; column added
         assert audit(conn) == []
 
-        # the tick's deduction and the old one-argument callers both keep the books balanced
+        # the tick's deduction, the app's one-argument callers and its Edit package form all keep the books
         assert conn.execute("select use_session(%s, %s)", (pack, booking)).fetchone()[0] == "deducted"
-        assert conn.execute("select use_session(%s::uuid)", (pack,)).fetchone()[0] is True
+        assert app.use_one(conn, org, pack) is True
         assert conn.execute("select sessions_used, sessions_remaining from client_purchases where id = %s",
                             (pack,)).fetchone() == (7, 3)
+        app.edit_package(conn, org, pack, used=9)
+        assert conn.execute("select sessions, source from session_usage where purchase_id = %s and source = 'adjustment'",
+                            (pack,)).fetchall() == [(2, "adjustment")]
         assert audit(conn) == []
-        conn.execute("update client_purchases set sessions_used = 9 where id = %s", (pack,))
+        conn.execute("delete from session_usage where booking_id = %s", (booking,))  # only the owner can
         assert [v.invariant for v in audit(conn)] == ["ledger_matches_sessions_used"]
 
 
 def test_a_tick_runs_on_the_upgraded_app_database(app_database, prefect_api, monkeypatch):
     with psycopg.connect(app_database, autocommit=True) as conn:
-        conn.execute(APP_SCHEMA)
-        org = conn.execute("insert into orgs (name, slug) values ('Core Studio', 'core') returning id").fetchone()[0]
-        client = conn.execute("insert into clients (org_id, full_name) values (%s, 'Leo Kelly') returning id", (org,)).fetchone()[0]
-        offer = conn.execute("insert into offers (org_id, name, offer_type, price_cents) values (%s, '5 pack', 'session_pack', 1) returning id",
-                             (org,)).fetchone()[0]
-        pack = conn.execute(
-            """insert into client_purchases (org_id, client_id, offer_id, amount_paid_cents, sessions_total, sessions_used, payment_status)
-               values (%s, %s, %s, 1, 5, 2, 'succeeded') returning id""", (org, client, offer)).fetchone()[0]
-        booking = conn.execute(
-            "insert into bookings (org_id, client_id, purchase_id, start_time, end_time) values (%s, %s, %s, %s, %s) returning id",
-            (org, client, pack, T - timedelta(hours=2), T - timedelta(hours=1))).fetchone()[0]
+        org = app.org(conn, "Core Studio")
+        client = app.client(conn, org, "Leo Kelly")
+        pack = app.add_package(conn, org, client, total=5, used=2)
+        booking = past_booking(conn, org, client, pack)
     schema.upgrade(app_database)
     monkeypatch.setenv("DATABASE_URL", app_database)
     from flows.tick import tick

@@ -68,10 +68,47 @@ left join packs p on p.client_id = b.client_id
 left join booked k on k.client_id = b.client_id
 """
 
-EXISTING_KEYS = """
-select m.idempotency_key from public.sms_messages m
+# booking-cron's texts wait for their time as 'scheduled': the app's sms-worker sends 'queued'
+# rows (and its queue_pending_sms() makes due 'pending' rows 'queued'), so it never takes ours.
+# Planning and the sender speak of a waiting text as "queued"; the outbox stores it as WAITING.
+QUEUED = "queued"
+WAITING = "scheduled"
+
+
+def stored_status(status: str) -> str:
+    return WAITING if status == QUEUED else status
+
+
+# What each outbox row is, booking-cron's and the app's alike: (kind, schedule) from booking-cron's
+# own columns, else read from the app's keys (`sched-<schedule>-<booking>`, whose schedule's type
+# gives the kind, and `unconfirmed-24h-<booking>`). Used as `from public.sms_messages m {TEXT_IDENTITY}`.
+TEXT_IDENTITY = """
+left join public.sms_schedules app_sc
+  on m.kind is null
+ and app_sc.id = (case when m.idempotency_key ~ '^sched-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-'
+                       then substr(m.idempotency_key, 7, 36)::uuid end)
+ and m.idempotency_key = 'sched-' || app_sc.id::text || '-' || m.related_entity_id::text
+cross join lateral (
+  select coalesce(m.kind,
+                  case app_sc.type when 'pre_session' then 'session_reminder' when 'post_session' then 'feedback_request' end,
+                  case when m.idempotency_key = 'unconfirmed-24h-' || m.related_entity_id::text
+                       then 'unconfirmed_reminder' end) as kind,
+         coalesce(m.schedule_id, app_sc.id) as schedule_id,
+         m.kind is null as by_app
+) ident
+"""
+
+# Keys of texts a booking already has, the app's translated to booking-cron's `kind:schedule:booking`
+# (the app's count once it queued or sent them; its failed or cancelled ones do not).
+EXISTING_KEYS = f"""
+select case when ident.by_app
+            then ident.kind || ':' || coalesce(ident.schedule_id::text, '-') || ':' || m.related_entity_id::text
+            else m.idempotency_key end
+from public.sms_messages m
+{TEXT_IDENTITY}
 where m.related_entity_id = any(%(ids)s::uuid[]) and m.idempotency_key is not null
   and not (m.status = 'cancelled' and m.error_code = 'booking_rescheduled')
+  and not (ident.by_app and (ident.kind is null or m.status in ('failed', 'cancelled')))
 """
 
 # A text cancelled because its booking moved may be queued again (same key, one row, one send).
@@ -102,7 +139,7 @@ CLAIM = """
 with due as (
   select m.id, m.status as was, m.locked_until as was_until from public.sms_messages m
   where m.kind is not null and (%(shards)s = 1 or mod(abs(hashtextextended(m.org_id::text, 0)), %(shards)s) = %(shard)s)
-    and ((m.status = 'queued' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
+    and ((m.status = 'scheduled' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
       or (m.status = 'sending' and m.locked_until < %(now)s))
   order by m.scheduled_for, m.id
   limit %(limit)s
@@ -206,7 +243,7 @@ class Outbox:
             "mss": [p.messaging_service_sid for p in planned], "body": [p.body for p in planned],
             "booking": [p.booking_id for p in planned], "key": [p.key for p in planned],
             "kind": [p.kind for p in planned], "schedule": [p.schedule_id for p in planned],
-            "status": [p.status for p in planned], "sched_for": [p.scheduled_for for p in planned],
+            "status": [stored_status(p.status) for p in planned], "sched_for": [p.scheduled_for for p in planned],
             "expires": [p.expires_at for p in planned], "start": [p.session_start for p in planned],
             "reason": [p.reason for p in planned], "run": run_id,
         }
@@ -275,7 +312,7 @@ class Outbox:
                        scheduled_for = coalesce(%(until)s, scheduled_for),
                        sent_at = coalesce(%(sent_at)s, sent_at), updated_at = now()
                    where id = %(id)s and status = 'sending' and attempts = %(attempts)s""",
-                {"status": status, "sid": sid, "code": code, "detail": detail, "until": until,
+                {"status": stored_status(status), "sid": sid, "code": code, "detail": detail, "until": until,
                  "sent_at": sent_at, "id": message_id, "attempts": attempts})
 
     def suppress(self, org_id: str, phone: str, reason: str, conn: psycopg.Connection) -> None:

@@ -1,0 +1,80 @@
+-- Run by `db upgrade` after every migration run, and on every `db upgrade` (booking_cron/schema.py):
+-- keeps booking-cron out of the reach of Supabase's API roles, whatever default privileges
+-- granted to what a migration just created.
+-- * booking-cron's own tables (every tick_* table, the migration tool's yoyo tables): nothing for anon,
+--   authenticated, service_role; row-level security on, with a policy only for booking_cron_tick.
+-- * The ledger: readable as the app reads it; written only by booking-cron's functions and trigger.
+-- * The outbox: the app writes it only through service_role and its security definer functions,
+--   so API users cannot plant texts for booking-cron's sender.
+-- * Functions: none executable by anon; the app's callable ones (complete_booking, use_session,
+--   release_session) by authenticated and service_role, with membership checks inside; the
+--   rest (batch forms, helpers, triggers) by neither.
+
+do $$
+declare
+  v_api text;
+  v_table text;
+  v_fn regprocedure;
+begin
+  select string_agg(quote_ident(r.rolname), ', ') into v_api
+  from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role');
+
+  for v_table in
+    select c.relname from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relkind in ('r', 'p')
+      and (c.relname like 'tick\_%' or c.relname like '\_yoyo%' or c.relname like 'yoyo\_%')
+  loop
+    execute format('revoke all on public.%I from public', v_table);
+    if v_api is not null then
+      execute format('revoke all on public.%I from %s', v_table, v_api);
+    end if;
+    execute format('alter table public.%I enable row level security', v_table);
+  end loop;
+
+  if v_api is not null then
+    execute format('revoke insert, update, delete, truncate on public.session_usage from %s', v_api);
+  end if;
+  for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated') loop
+    execute format('revoke insert, update, delete, truncate on public.sms_messages from %I', v_api);
+  end loop;
+
+  for v_fn in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'public'
+      and (p.proname in ('use_sessions', 'release_sessions', 'use_session', 'release_session', 'complete_booking')
+           or p.proname like 'booking\_cron\_%')
+  loop
+    execute format('revoke execute on function %s from public', v_fn);
+    for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname = 'anon'
+                 or (r.rolname in ('authenticated', 'service_role')
+                     and (v_fn::text like 'booking_cron_%' or v_fn::text like 'public.booking_cron_%'))
+                 or (r.rolname = 'authenticated' and v_fn::text ~ '^(public\.)?(use|release)_sessions\(')
+    loop
+      execute format('revoke execute on function %s from %I', v_fn, v_api);
+    end loop;
+  end loop;
+end;
+$$;
+
+-- The tick's role works across every org where row-level security is on.
+do $$
+declare
+  v_table text;
+begin
+  for v_table in
+    select c.relname from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relrowsecurity
+      and (c.relname in ('orgs', 'booking_settings', 'clients', 'client_purchases', 'bookings', 'sms_settings',
+                        'sms_schedules', 'sms_messages', 'sms_suppression', 'session_usage')
+           or c.relname like 'tick\_%')
+      and not exists (select 1 from pg_catalog.pg_policies p
+                      where p.schemaname = 'public' and p.tablename = c.relname and p.policyname = 'booking_cron_tick')
+  loop
+    execute format('create policy booking_cron_tick on public.%I to booking_cron_tick using (true) with check (true)',
+                   v_table);
+  end loop;
+end;
+$$;

@@ -1,0 +1,92 @@
+"""`booking-cron doctor` on a database built like the app's: each hazard named with its fix, exit 1;
+exit 0 once `db upgrade` ran on a database without them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from booking_cron import database
+from tests import supabase as app
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "booking_cron", *args], capture_output=True, text=True,
+                          env={**os.environ, "DATABASE_URL": url}, timeout=120)
+
+
+def doctor(url: str) -> tuple[int, set[tuple[str, str]], list[dict]]:
+    done = cli(url, "doctor", "--json")
+    report = json.loads(done.stdout)
+    assert report["ok"] == (done.returncode == 0)
+    return done.returncode, {(h["hazard"], h["subject"]) for h in report["hazards"]}, report["hazards"]
+
+
+@pytest.fixture(scope="module")
+def app_db(server_url):
+    name = f"booking_cron_doctor_{uuid.uuid4().hex[:10]}"
+    url = database.create_database(server_url, name)
+    try:
+        app.load(url)
+        yield url
+    finally:
+        database.drop_database(server_url, name)
+
+
+def test_doctor_names_each_hazard_and_passes_after_upgrade(app_db):
+    code, found, _ = doctor(app_db)  # the app alone: nothing of booking-cron's yet, the app's functions open to anon
+    assert code == 1
+    assert {h for h, _ in found} == {"migrations_pending", "api_can_execute", "api_can_write_table"}
+    assert {("api_can_write_table", "session_usage"), ("api_can_write_table", "sms_messages")} <= found
+    assert ("api_can_execute", "use_session(uuid)") in found and ("api_can_execute", "release_session(uuid)") in found
+
+    assert cli(app_db, "db", "upgrade").returncode == 0
+    clean = cli(app_db, "doctor")
+    assert clean.returncode == 0, clean.stdout
+    assert "no hazards" in clean.stdout
+
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(app_db, autocommit=True) as conn:
+        conn.execute("grant execute on function public.use_sessions(uuid[], uuid[]) to anon")
+        conn.execute("grant insert on public.tick_completions to authenticated")
+        conn.execute("grant insert on public.session_usage to authenticated")
+        a = app.org(conn, "Still Running", sms=True)
+        c = app.client(conn, a)
+        pack = app.add_package(conn, a, c)
+        booking = conn.execute(
+            "insert into bookings (org_id, client_id, purchase_id, start_time, end_time) values (%s, %s, %s, %s, %s) "
+            "returning id::text", (a.id, c, pack, now - timedelta(hours=2), now - timedelta(hours=1))).fetchone()[0]
+        with app.api(conn, "service_role"):  # cron-sms-reminders' AUTO-COMPLETE, the app's way
+            conn.execute("update bookings set status = 'completed' where id = %s", (booking,))
+            conn.execute("select use_session(%s::uuid)", (pack,))
+        app.queue_app_text(conn, a, c, booking, f"feedback-{booking}", sent=True)     # its sms-worker sent one
+        other = str(uuid.uuid4())
+        app.queue_app_text(conn, a, c, booking, f"sched-{other}-{booking}")           # and it still queues
+        conn.execute("update session_usage set sessions = 2 where purchase_id = %s", (pack,))  # a ledger row tampered with
+
+    code, found, hazards = doctor(app_db)
+    assert code == 1
+    assert found == {
+        ("api_can_execute", "use_sessions(uuid[],uuid[])"),
+        ("api_can_reach_table", "tick_completions"),
+        ("api_can_write_table", "session_usage"),
+        ("app_auto_complete_active", booking),
+        ("app_sms_worker_active", "sms_messages"),
+        ("app_sms_reminders_active", "sms_messages"),
+        ("ledger_disagrees", pack),
+    }
+    assert all(h["fix"] for h in hazards)
+
+    text = cli(app_db, "doctor")
+    assert text.returncode == 1 and "HAZARD app_auto_complete_active" in text.stdout and "fix:" in text.stdout
+    assert cli(app_db, "db", "upgrade").returncode == 0     # takes back the grants; the app's jobs are the operator's
+    code, found, _ = doctor(app_db)
+    assert {h for h, _ in found} == {"app_auto_complete_active", "app_sms_worker_active", "app_sms_reminders_active",
+                                     "ledger_disagrees"}
