@@ -132,7 +132,7 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
     load_blocks_into_environment()
     scope = Shard.parse(shard)
     slots = tick_slots(start, end, parse_every(every))
-    finished = set() if dry_run else find_finished_slots(slots)
+    finished = find_finished_slots(slots)  # a dry run reports what the real one would do: the same slots
     todo = slots_to_run(slots, finished, force)
     days = by_day(todo)
     totals = Totals(slots=len(slots), skipped=len(slots) - len(todo), dry_run=dry_run)
@@ -151,6 +151,7 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
                 summaries = state.result().summaries
                 totals.add_day(summaries)
                 rows.append(day_row(day, summaries))
+                logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))
             else:
                 totals.failed_slots += [slot.isoformat() for slot in day]
                 rows.append(day_row(day, None))
