@@ -15,7 +15,6 @@ finished tick are skipped unless `force`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
@@ -50,16 +49,20 @@ def find_finished_slots(slots: list[datetime]) -> set[datetime]:
     return BookingStore().finished_ticks(slots)
 
 
-@dataclass
 class Day:
-    """What one day's ticks did: each slot's summary, by slot."""
-    summaries: dict[datetime, dict]
+    """What one day's ticks did (each slot's summary, by slot), and the history with that day in
+    it. A plain class: Prefect walks a returned dataclass item by item looking for futures."""
+
+    __slots__ = ("summaries", "history")
+
+    def __init__(self, summaries: dict[datetime, dict], history: History):
+        self.summaries, self.history = summaries, history
 
 
 @task(task_run_name="tick {label}", **RETRIES)
 def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime], dry_run: bool, shard: Shard,
              history: History) -> Day:
-    store, outbox = BookingStore(), Outbox()
+    store, outbox, history = BookingStore(), Outbox(), history.copy()
     runs = {slot: slot_run_id(parent, slot) for slot in day}
     if not dry_run:
         store.start_runs(list(runs.values()), day, "backfill")
@@ -112,12 +115,12 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
 
     if dry_run:
         return Day({slot: summarize(runs[slot], slot.isoformat(), [r for s, r in results if s == slot],
-                                    dry_run=True).as_dict() for slot in day})
+                                    dry_run=True).as_dict() for slot in day}, history)
     counts = store.runs_counts(list(runs.values()))
     summaries = {slot: summarize_counts(runs[slot], slot.isoformat(), *counts.get(runs[slot], ([], 0))).as_dict()
                  for slot in day}
     store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
-    return Day(summaries)
+    return Day(summaries, history)
 
 
 def _first_slot(end_time: datetime | None, todo: list[datetime]) -> datetime:
@@ -148,7 +151,7 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
             label = f"{day[0]:%Y-%m-%d} ({len(day)} slots)"
             state = tick_day(parent, label, day, quote(todo), dry_run, scope, quote(history), return_state=True)
             if state.is_completed():
-                summaries = state.result().summaries
+                summaries, history = state.result().summaries, state.result().history
                 totals.add_day(summaries)
                 rows.append(day_row(day, summaries))
                 logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))

@@ -56,6 +56,11 @@ class History:
     deducted: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))  # pack -> slots
     keys: set[str] = field(default_factory=set)  # texts planned (a dry run's are not in the outbox)
 
+    def copy(self) -> "History":
+        """A copy to extend: a day that fails and is retried starts again from the one it was given."""
+        return History(self.written, dict(self.completed_at),
+                       defaultdict(list, {pack: list(slots) for pack, slots in self.deducted.items()}), set(self.keys))
+
     def status_at(self, booking_id: str, status_now: str, slot: datetime) -> str:
         completed = self.completed_at.get(booking_id)
         if completed is None:
