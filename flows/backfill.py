@@ -27,9 +27,9 @@ from prefect.utilities.annotations import quote
 from blocks import load_blocks_into_environment
 from booking_cron import config
 from booking_cron.backfill_report import Totals, day_row, progress_bar, summary_markdown
-from booking_cron.due import Shard, deduction_batches, on_a_pack, triage
+from booking_cron.due import Shard, deduction_batches, on_a_pack
 from booking_cron.results import COMPLETE, StepResult, summarize, summarize_counts
-from booking_cron.slots import by_day, parse_every, slot_for, slot_run_id, slots_to_run, tick_slots
+from booking_cron.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
@@ -62,28 +62,17 @@ class Day:
 @task(task_run_name="tick {label}", **RETRIES)
 def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime], dry_run: bool, shard: Shard,
              history: History) -> Day:
-    store, outbox, history = BookingStore(), Outbox(), history.copy()
+    store, history = BookingStore(), history.copy()
     runs = {slot: slot_run_id(parent, slot) for slot in day}
     if not dry_run:
         store.start_runs(list(runs.values()), day, "backfill")
-    results: list[tuple[datetime, StepResult]] = []
-
-    # Each booking goes to the slot whose tick would have picked it up: the first at or after its
-    # end (a row too broken to have times: the backfill's first). Bookings an earlier day of a dry
-    # run already reported, and rejected rows of an earlier day, belong to that day.
     due = store.fetch_due(day[-1], shard)
+    plan, slot_of, rejected_at = assign_slots(due, day, todo, dry_run)
     by_id = {b.id: b for b in due}
-    plan = triage(due)
-    slot_of: dict[str, datetime] = {}
-    for booking in plan.to_complete:
-        slot = slot_for(booking.end_time, todo)
-        if slot >= day[0] or not dry_run:
-            slot_of[booking.id] = max(slot, day[0])
-    if day[0] == todo[0] or not dry_run:
-        slot_of.update({b.id: day[0] for b in plan.to_deduct_only})
-    rejected = [r for r in plan.rejected if _first_slot(by_id[r.booking_id].end_time, todo) in runs]
-    at = [_first_slot(by_id[r.booking_id].end_time, todo) for r in rejected]
-    results += zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at]))
+    rejected = [r for r in plan.rejected if r.booking_id in rejected_at]
+    at = [rejected_at[r.booking_id] for r in rejected]
+    results: list[tuple[datetime, StepResult]] = list(
+        zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
 
     ids = [b.id for b in plan.to_complete if b.id in slot_of]
     completion = store.complete(runs[day[0]], ids, dry_run, [runs[slot_of[i]] for i in ids])
@@ -98,7 +87,15 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
             if result.outcome == "deducted":
                 history.deducted[by_id[result.booking_id].purchase_id].append(slot)
     history.completed_at.update({i: slot_of[i] for i in completed})
+    results += queue_and_send_texts(runs, day, dry_run, shard, history)
+    return Day(summarize_slots(store, runs, results, dry_run), history)
 
+
+def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run: bool, shard: Shard,
+                         history: History) -> list[tuple[datetime, StepResult]]:
+    """The texts each slot's tick would have queued, recorded under that slot, then sent by the real
+    clock at the day's end (a text stale now expires instead)."""
+    store, outbox = BookingStore(), Outbox()
     provider_ready = sms_gateway() is not None
     planned = replay_texts(day, outbox.replay_inputs(day[0], day[-1], shard), history, config.feedback_link())
     texts = [text for _, text in planned]
@@ -107,24 +104,26 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     queued = queued_results(texts, written, provider_ready)
     text_slots = [slot for slot, text in planned if text.key in written]
     store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
-    results += zip(text_slots, queued)
+    results = list(zip(text_slots, queued))
     if provider_ready and not dry_run:
-        # Sent by the real clock at the day's end: a text stale now expires instead.
         while sent := send_claimed_texts(runs[day[-1]], day[-1], sms_gateway(), shard):
             results += [(day[-1], r) for r in sent]
+    return results
 
+
+def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
+                    dry_run: bool) -> dict[datetime, dict]:
+    """Each slot's summary, as its tick would have made it; kept on its tick_runs row (not in a dry run)."""
     if dry_run:
-        return Day({slot: summarize(runs[slot], slot.isoformat(), [r for s, r in results if s == slot],
-                                    dry_run=True).as_dict() for slot in day}, history)
+        by_slot: dict[datetime, list[StepResult]] = {slot: [] for slot in runs}
+        for slot, result in results:
+            by_slot[slot].append(result)
+        return {slot: summarize(runs[slot], slot.isoformat(), by_slot[slot], dry_run=True).as_dict() for slot in runs}
     counts = store.runs_counts(list(runs.values()))
-    summaries = {slot: summarize_counts(runs[slot], slot.isoformat(), *counts.get(runs[slot], ([], 0))).as_dict()
-                 for slot in day}
+    summaries = {slot: summarize_counts(runs[slot], slot.isoformat(), *counts.get(run, ([], 0))).as_dict()
+                 for slot, run in runs.items()}
     store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
-    return Day(summaries, history)
-
-
-def _first_slot(end_time: datetime | None, todo: list[datetime]) -> datetime:
-    return (slot_for(end_time, todo) if end_time else None) or todo[0]
+    return summaries
 
 
 @flow(name="backfill", flow_run_name=backfill_run_name)
