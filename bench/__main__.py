@@ -6,7 +6,8 @@
 
 Comparisons: 1 complete+deduct at scale vs raw SQL and the seed app's loop (and statement
 counts); 2 scaling curve (time, peak RSS); 3 fixed cost vs a one-task flow; 4 texts through
-the sandbox; 5 four shard ticks at once vs one tick. See bench/README.md.
+the sandbox; 5 four shard ticks at once vs one tick; 6 a 30-day backfill vs one tick at its last
+slot, on real Prefect servers (SQLite, then PostgreSQL). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ os.environ["BOOKING_CRON_COUNT_STATEMENTS"] = "1"  # before any pool exists
 for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_URL"):
     os.environ.pop(_name, None)  # never a real provider: only comparison 4 sets these, to the sandbox
 
-from bench import deduct, env, fixed, report, shards, texts  # noqa: E402
+from bench import backfill, deduct, env, fixed, report, shards, texts  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000",
                         help="due bookings per tick for comparison 2; the largest is used by 1 and 5")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comparisons to run, e.g. 1,3")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comparisons to run, e.g. 1,3")
+    parser.add_argument("--month-bookings", type=int, default=9000, help="bookings in comparison 6's 30 days")
     parser.add_argument("--texts", type=int, default=2000, help="due texts for comparison 4")
     parser.add_argument("--fixed-runs", type=int, default=7, help="runs of each flow for comparison 3 (median)")
     parser.add_argument("--seed-app-limit", type=int, default=None,
@@ -42,8 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     args.only = {int(s) for s in args.only.split(",") if s.strip()}
-    if not args.sizes or not args.only <= {1, 2, 3, 4, 5}:
-        parser.error("--sizes needs at least one size; --only takes numbers 1 to 5")
+    if not args.sizes or not args.only <= {1, 2, 3, 4, 5, 6}:
+        parser.error("--sizes needs at least one size; --only takes numbers 1 to 6")
     return args
 
 
@@ -95,6 +97,11 @@ def main(argv: list[str]) -> int:
             progress(f"shards: one tick {measured['shards']['single_seconds']:.2f} s, "
                      f"four at once {measured['shards']['shards_window']:.2f} s")
             figures += report.comparison_5(measured["shards"])
+    if 6 in args.only:  # its own Prefect servers (`prefect server start`), as an operator runs them
+        measured["backfill"] = backfill.run(server, args.month_bookings)
+        progress(f"backfill: {measured['backfill']['backfill_seconds']:.2f} s for {measured['backfill']['slots']:,} "
+                 f"slots, one tick {measured['backfill']['tick_seconds']:.2f} s")
+        figures += report.comparison_6(measured["backfill"])
 
     print()
     print(f"## Figures (one run, {time.perf_counter() - started:.0f} s, same machine)\n")
@@ -146,6 +153,13 @@ def details(m: dict) -> str:
                                 [[p["shard"], f"{p['completed']:,}", f"{p['seconds']:.2f} s",
                                   f"{p['complete+deduct']:.2f} s", f"{p['cpu_seconds']:.1f} s"]
                                  for p in s["per_shard"]])]
+    if "backfill" in m:
+        b = m["backfill"]
+        out += [f"\nbackfill: data {b['data']}; backfill {b['backfill_seconds']:.2f} s ({b['backfill']['ticked']:,} "
+                f"slots ticked, {b['backfill']['completed']:,} completed, {b['backfill']['deducted']:,} deducted, "
+                f"not deducted {b['backfill']['not_deducted']}); tick {b['tick_seconds']:.2f} s "
+                f"({b['tick']['completed']:,} completed, {b['tick']['deducted']:,} deducted); on a PostgreSQL-backed "
+                f"Prefect server {b['postgres_backfill_seconds']:.2f} s; backfill outbox {b['outbox']}"]
     return "\n".join(out)
 
 

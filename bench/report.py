@@ -106,6 +106,19 @@ def comparison_5(shards: dict) -> list[Figure]:
     ]
 
 
+def comparison_6(b: dict) -> list[Figure]:
+    ratio = b["backfill_seconds"] / b["tick_seconds"]
+    return [
+        Figure("6", f"30-day backfill, {b['slots']:,} slots of 10 min, {b['data']['bookings']:,} bookings "
+                    "(whole process, SQLite Prefect server)", secs(b["backfill_seconds"]),
+               f"one tick at the last slot: {secs(b['tick_seconds'])}", f"{ratio:.1f}x", "<= 10x", ratio <= 10),
+        Figure("6", "backfill cost per slot: SQLite / PostgreSQL Prefect server",
+               f"{b['per_slot_ms']:.1f} / {b['postgres_per_slot_ms']:.1f} ms", "", "", "report", None),
+        Figure("6", "same end state as the tick (bookings, packs, ledger digests)",
+               "same" if b["same_end_state"] else "DIFFERENT", "", "", "identical", b["same_end_state"]),
+    ]
+
+
 def figures_table(figures: list[Figure]) -> str:
     return markdown(["#", "figure", "ours", "baseline", "ratio", "target", "met"], [f.cells() for f in figures])
 

@@ -109,18 +109,25 @@ def backfill_command(
     every: str = typer.Option("10m", help="slot length: 10m, 1h, 1d"),
     dry_run: bool = typer.Option(False, "--dry-run", help="report what each slot would do; write nothing"),
     force: bool = typer.Option(False, "--force", help="tick slots that already had a finished tick, too"),
+    shard: Optional[str] = typer.Option(None, help="only the orgs of shard i of N, e.g. 2/4"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """One tick per slot in [start, end), oldest first, under one parent flow run; resumable."""
-    from flows.backfill import backfill
+    """The outcome of one tick per slot in [start, end), oldest first, in one flow run; resumable."""
+    from booking_cron.backfill_report import Totals
+    from booking_cron.due import Shard
     from booking_cron.slots import parse_every
+    from flows.backfill import backfill
 
     first, last = parse_time(start), parse_time(end)
     try:
         parse_every(every)
+        Shard.parse(shard)
+        if last <= first:
+            raise ValueError("--end must be after --start")
     except ValueError as error:
         raise typer.BadParameter(str(error))
-    state = backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, return_state=True)
+    state = backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, shard=shard,
+                     return_state=True)
     totals = state.result(raise_on_failure=False)
     if not isinstance(totals, dict):
         errors.print(f"[red]backfill failed[/]: {state.message}")
@@ -128,11 +135,8 @@ def backfill_command(
     if as_json:
         print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, **totals}))
     else:
-        console.print(f"backfill {state.name.lower()}: {state.message}")
-        console.print(f"  slots {totals['slots']}, ticked {totals['ticked']}, skipped {totals['skipped']}, "
-                      f"failed {len(totals['failed_slots'])}")
-        console.print(f"  completed {totals['completed']}, deducted {totals['deducted']}, "
-                      f"not deducted {totals['not_deducted']}, texts sent {totals['sent']}")
+        for line in Totals(**totals).lines():
+            console.print(line, highlight=False)
     raise typer.Exit(0 if state.is_completed() else 1)
 
 

@@ -18,6 +18,15 @@ CRASH_POINTS = (
 )
 
 
+_reached: dict[str, int] = {}
+
+
 def crash_point(name: str) -> None:
-    if os.environ.get("BOOKING_CRON_CRASH_AT") == name:
+    """`BOOKING_CRON_CRASH_AT=name` dies the first time `name` is reached; `name@N` the Nth time
+    (a backfill reaches each point once per day)."""
+    target = os.environ.get("BOOKING_CRON_CRASH_AT")
+    if not target or target.partition("@")[0] != name:
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if _reached[name] >= int(target.partition("@")[2] or 1):
         os.kill(os.getpid(), signal.SIGKILL)

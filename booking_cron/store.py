@@ -33,8 +33,15 @@ join public.bookings b on b.id = tc.booking_id
 where tc.deduction is null and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
 """.format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"))
 
+# %(runs)s: a backfill's per-booking slot run ids, parallel to the ids; null means %(run)s for all.
+SLOT_RUNS = """
+slot as (
+  select x.id, x.run from unnest(%(ids)s::uuid[], %(runs)s::uuid[]) as x(id, run) where %(runs)s::uuid[] is not null
+)"""
+
 COMPLETE_BOOKINGS = """
-with done as (
+with """ + SLOT_RUNS + """,
+done as (
   update public.bookings b
   set status = 'completed', updated_at = now()
   where b.id = any(%(ids)s::uuid[]) and b.status = 'confirmed'
@@ -42,8 +49,8 @@ with done as (
 ),
 marked as (
   insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
-  select d.id, d.purchase_id, %(run)s, case when d.purchase_id is null then 'no_pack' end
-  from done d
+  select d.id, d.purchase_id, coalesce(s.run, %(run)s::uuid), case when d.purchase_id is null then 'no_pack' end
+  from done d left join slot s on s.id = d.id
   on conflict (booking_id) do nothing
 ),
 outcomes as (
@@ -57,14 +64,16 @@ outcomes as (
 ),
 recorded as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s, o.id, o.step, o.outcome, o.reason from outcomes o
+  select coalesce(s.run, %(run)s::uuid), o.id, o.step, o.outcome, o.reason
+  from outcomes o left join slot s on s.id = o.id
   on conflict do nothing
 )
 select o.id::text, o.step, o.outcome, o.reason from outcomes o
 """
 
 DEDUCT_SESSIONS = """
-with outcome as (
+with """ + SLOT_RUNS + """,
+outcome as (
   select u.booking_id, u.outcome from public.use_sessions(%(purchases)s::uuid[], %(ids)s::uuid[]) u
 ),
 marked as (
@@ -75,11 +84,11 @@ marked as (
 ),
 recorded as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s, o.booking_id,
+  select coalesce(s.run, %(run)s::uuid), o.booking_id,
          'deduct',
          case when o.outcome = 'deducted' then 'deducted' else 'not_deducted' end,
          nullif(o.outcome, 'deducted')
-  from outcome o
+  from outcome o left join slot s on s.id = o.booking_id
   on conflict do nothing
 )
 select o.booking_id::text, o.outcome from outcome o
@@ -113,9 +122,10 @@ select g.booking_id::text from given g where g.outcome = 'released'
 
 RECORD_RESULTS = """
 insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason, detail)
-select %(run)s, r.booking_id, r.step, r.outcome, r.reason, r.detail
-from unnest(%(ids)s::uuid[], %(steps)s::text[], %(outcomes)s::text[], %(reasons)s::text[], %(details)s::jsonb[])
-  as r(booking_id, step, outcome, reason, detail)
+select coalesce(r.run, %(run)s::uuid), r.booking_id, r.step, r.outcome, r.reason, r.detail
+from unnest(%(ids)s::uuid[], %(steps)s::text[], %(outcomes)s::text[], %(reasons)s::text[], %(details)s::jsonb[],
+            %(runs)s::uuid[])
+  as r(booking_id, step, outcome, reason, detail, run)
 on conflict (flow_run_id, booking_id, step)
   do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now(),
                 detail = coalesce(tick_results.detail, '{}') || coalesce(excluded.detail, '{}')
@@ -136,23 +146,28 @@ class BookingStore:
             cur.execute(FETCH_DUE, {"tick_at": tick_at, "shard": shard.index, "shards": shard.count})
             return [DueBooking(*row) for row in cur]
 
-    def complete(self, run_id: str, booking_ids: Sequence[str], dry_run: bool = False) -> list[StepResult]:
+    def complete(self, run_id: str, booking_ids: Sequence[str], dry_run: bool = False,
+                 runs: Sequence[str] | None = None) -> list[StepResult]:
+        """Complete by id list; `runs` (a backfill's) records each booking under its own slot's run."""
         if not booking_ids:
             return []
         with self._transaction(dry_run) as cur:
-            cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id})
+            cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id,
+                                            "runs": list(runs) if runs is not None else None})
             results = [StepResult(*row) for row in cur]
             crash_point("mid_complete")
             return results
 
-    def deduct(self, run_id: str, bookings: Sequence[DueBooking], dry_run: bool = False) -> list[StepResult]:
-        """use_sessions over one batch; every booking gets an outcome."""
+    def deduct(self, run_id: str, bookings: Sequence[DueBooking], dry_run: bool = False,
+               runs: Sequence[str] | None = None) -> list[StepResult]:
+        """use_sessions over one batch; every booking gets an outcome (under its `runs` entry if given)."""
         if not bookings:
             return []
         params = {
             "purchases": [b.purchase_id for b in bookings],
             "ids": [b.id for b in bookings],
             "run": run_id,
+            "runs": list(runs) if runs is not None else None,
         }
         with self._transaction(dry_run) as cur:
             cur.execute(DEDUCT_SESSIONS, params)
@@ -170,7 +185,8 @@ class BookingStore:
             cur.execute(REINSTATE_CANCELLED, {"run": run_id, "shard": shard.index, "shards": shard.count})
             return [StepResult(booking_id, REINSTATE, "reinstated") for (booking_id,) in cur]
 
-    def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False) -> None:
+    def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False,
+                       runs: Sequence[str] | None = None) -> None:
         if not results:
             return
         with self._transaction(dry_run) as cur:
@@ -181,11 +197,13 @@ class BookingStore:
                 "outcomes": [r.outcome for r in results],
                 "reasons": [r.reason for r in results],
                 "details": [json.dumps(r.detail) if r.detail is not None else None for r in results],
+                "runs": list(runs) if runs is not None else None,
             })
 
-    def record_rejections(self, run_id: str, rejected: Sequence[Rejected], dry_run: bool = False) -> list[StepResult]:
+    def record_rejections(self, run_id: str, rejected: Sequence[Rejected], dry_run: bool = False,
+                          runs: Sequence[str] | None = None) -> list[StepResult]:
         results = [StepResult(r.booking_id, COMPLETE, "rejected", r.reason) for r in rejected]
-        self.record_results(run_id, results, dry_run)
+        self.record_results(run_id, results, dry_run, runs)
         return results
 
     def start_run(self, run_id: str, tick_at: datetime, trigger: str) -> None:
@@ -214,15 +232,43 @@ class BookingStore:
             )
             return {row[0] for row in cur}
 
-    def run_counts(self, run_id: str) -> tuple[list[tuple[CountKey, int]], int]:
-        """A run's results counted by (step, outcome, reason, queued), and its distinct bookings."""
+    def start_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str) -> None:
+        """start_run for many slots at once (a backfill's day)."""
         with self._transaction() as cur:
             cur.execute(
-                """select step, outcome, reason, coalesce((detail->>'queued')::boolean, false), count(*)::int
-                   from public.tick_results where flow_run_id = %s group by 1, 2, 3, 4""",
-                (run_id,),
+                """insert into public.tick_runs (flow_run_id, tick_at, trigger)
+                   select * from unnest(%s::uuid[], %s::timestamptz[], %s::text[])
+                   on conflict (flow_run_id) do update set state = 'running', finished_at = null""",
+                (list(run_ids), list(tick_times), [trigger] * len(run_ids)),
             )
-            counts = [((step, outcome, reason, queued), n) for step, outcome, reason, queued, n in cur]
-            cur.execute("select count(distinct booking_id)::int from public.tick_results where flow_run_id = %s",
-                        (run_id,))
-            return counts, cur.fetchone()[0]
+
+    def finish_runs(self, summaries: dict[str, dict]) -> None:
+        """finish_run for many slots at once, each with its own summary."""
+        with self._transaction() as cur:
+            cur.execute(
+                """update public.tick_runs t set state = 'finished', finished_at = now(), summary = s.summary
+                   from unnest(%s::uuid[], %s::jsonb[]) as s(id, summary) where t.flow_run_id = s.id""",
+                (list(summaries), [json.dumps(v) for v in summaries.values()]),
+            )
+
+    def run_counts(self, run_id: str) -> tuple[list[tuple[CountKey, int]], int]:
+        """A run's results counted by (step, outcome, reason, queued), and its distinct bookings."""
+        return self.runs_counts([run_id]).get(run_id, ([], 0))
+
+    def runs_counts(self, run_ids: Sequence[str]) -> dict[str, tuple[list[tuple[CountKey, int]], int]]:
+        """run_counts of several runs (a backfill's slots) in two statements; runs without results are absent."""
+        out: dict[str, tuple[list[tuple[CountKey, int]], int]] = {}
+        with self._transaction() as cur:
+            cur.execute(
+                """select flow_run_id::text, step, outcome, reason,
+                          coalesce((detail->>'queued')::boolean, false), count(*)::int
+                   from public.tick_results where flow_run_id = any(%s::uuid[]) group by 1, 2, 3, 4, 5""",
+                (list(run_ids),),
+            )
+            for run, step, outcome, reason, queued, n in cur:
+                out.setdefault(run, ([], 0))[0].append(((step, outcome, reason, queued), n))
+            cur.execute("""select flow_run_id::text, count(distinct booking_id)::int from public.tick_results
+                           where flow_run_id = any(%s::uuid[]) group by 1""", (list(run_ids),))
+            for run, bookings in cur:
+                out[run] = (out[run][0], bookings)
+            return out

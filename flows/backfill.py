@@ -1,8 +1,16 @@
-"""Backfill: one tick per slot in [start, end), oldest first, each its own flow run under this one.
+"""Backfill: the outcome of one tick per slot in [start, end), at the cost of the work in the range.
 
-Resumable (a slot that already had a finished tick is skipped unless `force`), safe beside the
-cron deployment (ticks are idempotent and lock per pack and per text), and it never sends a
-text that is stale now: the sender judges staleness on the real clock.
+One flow run, one task per UTC day. A day's task asks which bookings its last slot's tick would see,
+gives each the first slot at or after its end (the slot whose tick would have picked it up), and
+completes and deducts them all in the tick's own set-based statements, each result recorded under
+its slot's record in `tick_runs`. Then it asks, per slot that can plan something, which texts a
+tick there would have queued (booking_cron/texts/replay.py) and sends by the real clock, so
+nothing stale now goes out. Empty slots cost nothing but a row in `tick_runs`: they are ticked.
+Per pack, deductions happen in end-time order whatever the grouping (use_sessions orders them),
+and a pack's expiry is judged at each session's end, so the end state is the per-slot one.
+
+Resumable: a day's slots are marked finished when the day commits; slots that already had a
+finished tick are skipped unless `force`.
 """
 
 from __future__ import annotations
@@ -10,73 +18,153 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
+    update_progress_artifact
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from prefect.utilities.annotations import quote
 
 from blocks import load_blocks_into_environment
 from booking_cron import config
-from booking_cron.slots import parse_every, slots_to_run, tick_slots
+from booking_cron.backfill_report import Totals, day_row, progress_bar, summary_markdown
+from booking_cron.due import Shard, deduction_batches, on_a_pack
+from booking_cron.results import COMPLETE, StepResult, summarize, summarize_counts
+from booking_cron.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
+from booking_cron.sms.outbox import Outbox
+from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
-from flows.tick import tick
-
-TOTALS = ("completed", "deducted")
-COUNTED = ("not_deducted", "rejected", "queued", "sent", "failed")
+from booking_cron.texts.replay import History, replay_texts
+from flows.tick import RETRIES
 
 
-@task(task_run_name="find finished slots", retries=3, retry_delay_seconds=config.retry_delays(), cache_policy=NO_CACHE)
+def backfill_run_name() -> str:
+    p = flow_run.parameters
+    name = (f"{'dry-run backfill' if p.get('dry_run') else 'backfill'} {p['start']:%Y-%m-%d %H:%M} to "
+            f"{p['end']:%Y-%m-%d %H:%M} UTC every {p.get('every', '10m')}")
+    return name + (f" shard {p['shard']}" if p.get("shard") else "")
+
+
+@task(task_run_name="find finished slots", **RETRIES)
 def find_finished_slots(slots: list[datetime]) -> set[datetime]:
     return BookingStore().finished_ticks(slots)
 
 
-def backfill_run_name() -> str:
-    from prefect.runtime import flow_run
+class Day:
+    """What one day's ticks did (each slot's summary, by slot), and the history with that day in
+    it. A plain class: Prefect walks a returned dataclass item by item looking for futures."""
 
-    p = flow_run.parameters
-    return f"backfill {p['start']:%Y-%m-%d %H:%M} to {p['end']:%Y-%m-%d %H:%M} UTC every {p.get('every', '10m')}"
+    __slots__ = ("summaries", "history")
+
+    def __init__(self, summaries: dict[datetime, dict], history: History):
+        self.summaries, self.history = summaries, history
 
 
-def _add(totals: dict, summary: dict) -> None:
-    for key in TOTALS:
-        totals[key] += summary.get(key, 0)
-    for key in COUNTED:
-        for label, n in summary.get(key, {}).items():
-            totals[key][label] = totals[key].get(label, 0) + n
+@task(task_run_name="tick {label}", **RETRIES)
+def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime], dry_run: bool, shard: Shard,
+             history: History) -> Day:
+    store, history = BookingStore(), history.copy()
+    runs = {slot: slot_run_id(parent, slot) for slot in day}
+    if not dry_run:
+        store.start_runs(list(runs.values()), day, "backfill")
+    due = store.fetch_due(day[-1], shard)
+    plan, slot_of, rejected_at = assign_slots(due, day, todo, dry_run)
+    by_id = {b.id: b for b in due}
+    rejected = [r for r in plan.rejected if r.booking_id in rejected_at]
+    at = [rejected_at[r.booking_id] for r in rejected]
+    results: list[tuple[datetime, StepResult]] = list(
+        zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
+
+    ids = [b.id for b in plan.to_complete if b.id in slot_of]
+    completion = store.complete(runs[day[0]], ids, dry_run, [runs[slot_of[i]] for i in ids])
+    results += [(slot_of[r.booking_id], r) for r in completion]
+    completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
+    owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed]
+    owed += [b for b in on_a_pack(plan.to_deduct_only) if b.id in slot_of]
+    for batch in deduction_batches(owed, config.batch_size()):
+        for result in store.deduct(runs[day[0]], batch, dry_run, [runs[slot_of[b.id]] for b in batch]):
+            slot = slot_of[result.booking_id]
+            results.append((slot, result))
+            if result.outcome == "deducted":
+                history.deducted[by_id[result.booking_id].purchase_id].append(slot)
+    history.completed_at.update({i: slot_of[i] for i in completed})
+    results += queue_and_send_texts(runs, day, dry_run, shard, history)
+    return Day(summarize_slots(store, runs, results, dry_run), history)
+
+
+def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run: bool, shard: Shard,
+                         history: History) -> list[tuple[datetime, StepResult]]:
+    """The texts each slot's tick would have queued, recorded under that slot, then sent by the real
+    clock at the day's end (a text stale now expires instead)."""
+    store, outbox = BookingStore(), Outbox()
+    provider_ready = sms_gateway() is not None
+    planned = replay_texts(day, outbox.replay_inputs(day[0], day[-1], shard), history, config.feedback_link())
+    texts = [text for _, text in planned]
+    written = outbox.enqueue(runs[day[-1]], texts, dry_run, [runs[slot] for slot, _ in planned])
+    history.keys.update(text.key for text in texts)
+    queued = queued_results(texts, written, provider_ready)
+    text_slots = [slot for slot, text in planned if text.key in written]
+    store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
+    results = list(zip(text_slots, queued))
+    if provider_ready and not dry_run:
+        while sent := send_claimed_texts(runs[day[-1]], day[-1], sms_gateway(), shard):
+            results += [(day[-1], r) for r in sent]
+    return results
+
+
+def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
+                    dry_run: bool) -> dict[datetime, dict]:
+    """Each slot's summary, as its tick would have made it; kept on its tick_runs row (not in a dry run)."""
+    if dry_run:
+        by_slot: dict[datetime, list[StepResult]] = {slot: [] for slot in runs}
+        for slot, result in results:
+            by_slot[slot].append(result)
+        return {slot: summarize(runs[slot], slot.isoformat(), by_slot[slot], dry_run=True).as_dict() for slot in runs}
+    counts = store.runs_counts(list(runs.values()))
+    summaries = {slot: summarize_counts(runs[slot], slot.isoformat(), *counts.get(run, ([], 0))).as_dict()
+                 for slot, run in runs.items()}
+    store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
+    return summaries
 
 
 @flow(name="backfill", flow_run_name=backfill_run_name)
 def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool = False, force: bool = False,
              shard: str | None = None):
+    """The outcome of one tick per slot in [start, end), oldest first; returns the totals."""
     logger = get_run_logger()
     load_blocks_into_environment()
+    scope = Shard.parse(shard)
     slots = tick_slots(start, end, parse_every(every))
-    finished = set() if dry_run else find_finished_slots(slots)
+    finished = find_finished_slots(slots)  # a dry run reports what the real one would do: the same slots
     todo = slots_to_run(slots, finished, force)
-    totals: dict = {"slots": len(slots), "skipped": len(slots) - len(todo), "ticked": 0, "failed_slots": [],
-                    **{k: 0 for k in TOTALS}, **{k: {} for k in COUNTED}, "dry_run": dry_run}
-    logger.info("%s slots, %s already ticked, %s to run", len(slots), totals["skipped"], len(todo))
-    artifact = create_progress_artifact(0.0, key="backfill-progress",
-                                        description=f"{len(todo)} of {len(slots)} slots to tick")
-    # The slots run in this process, inside this run: its heartbeat covers them. Their own would
-    # cost each slot up to a second at exit (Prefect 3.8 joins a thread that sleeps in 1 s steps).
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
-            Progress(TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                     TextColumn("{task.description}"), console=Console(stderr=True)) as bar:
-        progress = bar.add_task("", total=len(todo))
-        for n, slot in enumerate(todo, 1):
-            state = tick(tick_at=slot, dry_run=dry_run, trigger="backfill", shard=shard, return_state=True)
+    days = by_day(todo)
+    totals = Totals(slots=len(slots), skipped=len(slots) - len(todo), dry_run=dry_run)
+    logger.info("%s slots, %s already ticked, %s to run in %s day(s)", len(slots), totals.skipped, len(todo), len(days))
+    if sms_gateway() is None:
+        logger.warning("no SMS provider configured (TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN): texts stay queued")
+    artifact = create_progress_artifact(0.0 if todo else 100.0, key="backfill-progress",
+                                        description=f"{len(todo)} of {len(slots)} slots to tick" if todo
+                                        else f"nothing to do: all {len(slots)} slots already ticked")
+    history, rows, parent = History(written=not dry_run), [], str(flow_run.id)
+    with progress_bar(len(todo), len(slots)) as advance:
+        for day in days:
+            label = f"{day[0]:%Y-%m-%d} ({len(day)} slots)"
+            state = tick_day(parent, label, day, quote(todo), dry_run, scope, quote(history), return_state=True)
             if state.is_completed():
-                _add(totals, state.result())
-                totals["ticked"] += 1
+                summaries, history = state.result().summaries, state.result().history
+                totals.add_day(summaries)
+                rows.append(day_row(day, summaries))
+                logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))
             else:
-                totals["failed_slots"].append(slot.isoformat())
-            bar.update(progress, advance=1, description=f"{slot:%Y-%m-%d %H:%M} UTC")
-            update_progress_artifact(artifact, progress=100.0 * n / max(len(todo), 1),
-                                     description=f"{n} of {len(todo)} slots ticked, up to {slot.isoformat()}")
-    if totals["failed_slots"]:
-        return Failed(message=f"{len(totals['failed_slots'])} of {len(todo)} slots failed; re-run to retry them",
-                      data=totals)
-    return Completed(message=f"{totals['ticked']} slots ticked, {totals['skipped']} already done", data=totals)
+                totals.failed_slots += [slot.isoformat() for slot in day]
+                rows.append(day_row(day, None))
+            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
+            update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
+                                     description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+    if rows:
+        create_table_artifact(rows, key="backfill-days", description="What each day's ticks did")
+    create_markdown_artifact(summary_markdown(totals, backfill_run_name()), key="backfill-summary")
+    result = totals.as_dict()
+    if totals.failed_slots:
+        return Failed(message=f"{len(totals.failed_slots)} of {len(todo)} slots failed; re-run to retry them",
+                      data=result)
+    return Completed(message=totals.headline(), data=result)

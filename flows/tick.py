@@ -132,9 +132,12 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     ids = [b.id for b in plan.to_complete]
     completion = complete_bookings(run_id, quote(ids), len(ids), dry_run).items if ids else []
     crash_point("between_complete_and_deduct")
-    results += completion
+    # Per-booking results are in tick_results; only a dry run (which records nothing) counts them here.
+    results += completion if dry_run else []
     completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
+    del completion
     owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed] + on_a_pack(plan.to_deduct_only)
+    del plan, completed, ids  # 100k-booking lists: the peak memory of a big tick
 
     batches = deduction_batches(owed, config.batch_size())
     futures = deduct_sessions.map(
@@ -144,7 +147,8 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     failed_batches = 0
     for future in futures:
         try:
-            results += future.result().items
+            outcomes = future.result().items
+            results += outcomes if dry_run else []
         except Exception:
             failed_batches += 1
     if failed_batches:

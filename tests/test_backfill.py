@@ -1,25 +1,24 @@
-"""Backfills: one tick per slot, resumable, safe beside ticks, never sending stale texts."""
+"""Backfills: the outcome of one tick per slot, resumable, safe beside ticks, never sending stale texts."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
+from booking_cron import database, schema
 from booking_cron.audit import audit
-from booking_cron.slots import parse_every, slots_to_run, tick_slots
+from booking_cron.seed import seed
+from booking_cron.slots import by_day, parse_every, slot_for, slots_to_run, tick_slots
 from flows.backfill import backfill
 from flows.tick import tick
 from tests import factories as f
-from tests.faultkit import sandbox, sandbox_server  # noqa: F401 (fixtures)
+from tests.faultkit import cli, cli_env, sandbox, sandbox_server  # noqa: F401 (fixtures)
 from tests.test_texts import texting_org
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # long past: every text it would owe is stale
@@ -30,6 +29,12 @@ def test_slots_are_the_half_open_range_oldest_first():
     assert slots[0] == START and slots[-1] == START + timedelta(minutes=50) and len(slots) == 6
     assert slots_to_run(slots, {slots[0], slots[2]}, force=False) == [slots[1]] + slots[3:]
     assert slots_to_run(slots, {slots[0]}, force=True) == slots
+    assert slot_for(START + timedelta(minutes=10), slots) == slots[1]  # at: that slot's tick sees it
+    assert slot_for(START + timedelta(minutes=11), slots) == slots[2]
+    assert slot_for(START - timedelta(days=1), slots) == slots[0]
+    assert slot_for(START + timedelta(minutes=51), slots) is None
+    days = by_day(tick_slots(START + timedelta(hours=23), START + timedelta(hours=25), parse_every("30m")))
+    assert [len(d) for d in days] == [2, 2] and days[1][0] == START + timedelta(days=1)
     for bad in ("10", "0m", "ten minutes"):
         with pytest.raises(ValueError):
             parse_every(bad)
@@ -47,40 +52,96 @@ def three_days_of_bookings(db, sandbox):
     return org, packs, bookings
 
 
-def test_a_three_day_backfill_completes_every_booking_once_and_sends_nothing_stale(db, three_days_of_bookings, sandbox):
+def test_a_three_day_backfill_completes_every_booking_once_at_its_slot_and_sends_nothing_stale(
+        db, three_days_of_bookings, sandbox):
     _, packs, bookings = three_days_of_bookings
     state = backfill(start=START, end=START + timedelta(days=3), every="10m", return_state=True)
     totals = state.result()
     assert totals["slots"] == 432 and totals["ticked"] == 432
     assert totals["completed"] == 36 and totals["deducted"] == 18
+    assert state.message.startswith("432 slots ticked: 36 completed, 18 deducted, 0 texts sent")
     assert all(f.status(db, b) == "completed" for b in bookings)
     assert all(f.sessions_used(db, p) == 1 for p in packs if p)
+    # every slot is on record as ticked; each booking's results carry the first slot at or after its end
+    assert db.execute("select count(*) from tick_runs where state = 'finished' and trigger = 'backfill'"
+                      ).fetchone()[0] == 432
+    for i, booking in enumerate(bookings):
+        ends = START + timedelta(hours=2 * i, minutes=65)
+        slot = START + timedelta(hours=2 * i, minutes=70)  # first 10-minute slot at or after the end
+        assert ends <= slot
+        steps = db.execute("""select r.step, t.tick_at from tick_results r join tick_runs t using (flow_run_id)
+                              where r.booking_id = %s and r.step in ('complete', 'deduct')""",
+                           (booking,)).fetchall()
+        assert {s for s, _ in steps} == ({"complete", "deduct"}) and {t for _, t in steps} == {slot}
     assert sandbox.messages == []  # every reminder and feedback request of last March is stale now
-    assert db.execute("select count(*) from sms_messages where status = 'sent'").fetchone()[0] == 0
+    statuses = dict(db.execute("select status, count(*) from sms_messages group by 1").fetchall())
+    assert statuses and set(statuses) <= {"expired", "skipped", "failed"}, statuses
     assert audit(db) == []
 
 
-def test_an_interrupted_backfill_resumes_where_it_stopped(db, three_days_of_bookings, prefect_api, database_url):
-    end = START + timedelta(hours=12)
-    env = {**os.environ, "DATABASE_URL": database_url, "PREFECT_API_URL": prefect_api}
-    proc = subprocess.Popen([sys.executable, "-m", "booking_cron", "backfill", "--start", START.isoformat(),
-                             "--end", end.isoformat(), "--every", "10m", "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and finished_slots(database_url) < 5:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = finished_slots(database_url)
-    assert 5 <= done_before < 72
+def digest(url: str) -> dict:
+    """Everything a tick leaves behind that a backfill must leave the same (run ids aside)."""
+    with psycopg.connect(url) as conn:
+        q = lambda sql: sorted(conn.execute(sql).fetchall())  # noqa: E731
+        return {
+            "bookings": q("select id::text, status from bookings"),
+            "packs": q("select id::text, sessions_used from client_purchases"),
+            "ledger": q("select booking_id::text, purchase_id::text from session_usage where booking_id is not null"),
+            "outbox": q("""select idempotency_key, status, body, scheduled_for, coalesce(error_code, ''),
+                                  coalesce(to_phone, '') from sms_messages"""),
+            "results": q("""select r.booking_id::text, r.step, r.outcome, coalesce(r.reason, ''), t.tick_at
+                            from tick_results r join tick_runs t using (flow_run_id)"""),
+            "runs": q("select tick_at, state from tick_runs"),
+        }
 
-    totals = backfill(start=START, end=end, every="10m")
-    assert totals["skipped"] == done_before
-    assert totals["ticked"] == 72 - done_before
-    assert finished_slots(database_url) == 72
-    assert db.execute("select count(*) from tick_runs where trigger = 'backfill' and state = 'finished' "
-                      "group by tick_at having count(*) > 1").fetchall() == []
-    assert audit(db) == []
+
+@pytest.fixture
+def twin_databases(server_url, database_url, monkeypatch):
+    """Two databases with the same seeded data (several orgs and time zones, packs nearly used up,
+    expired and unpaid, texts on); DATABASE_URL points at the first."""
+    names = [f"booking_cron_twin_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    first = database.create_database(server_url, names[0])
+    schema.upgrade(first)
+    with psycopg.connect(first, autocommit=True) as conn:
+        seed(conn, orgs=3, clients=40, bookings=1500, seed=11, at=START + timedelta(days=14))
+        conn.execute("insert into bookings (id, org_id, client_id, start_time, end_time, status) select "
+                     "gen_random_uuid(), org_id, client_id, %s, %s, 'confirmed' from bookings limit 1",
+                     (START + timedelta(days=14, hours=5), START + timedelta(days=14, hours=4)))  # end before start
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{names[1]}" template "{names[0]}"')
+    urls = [database.with_database(first, n) for n in names]
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    monkeypatch.setenv("DATABASE_URL", urls[0])
+    yield urls
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    database.close_pools()
+    for name in names:
+        database.drop_database(server_url, name)
+
+
+def test_a_backfill_ends_exactly_as_one_tick_per_slot(twin_databases, monkeypatch, prefect_api):
+    one_by_one, backfilled = twin_databases
+    start, end, every = START + timedelta(days=14), START + timedelta(days=15), "2h"
+    for slot in tick_slots(start, end, parse_every(every)):
+        assert tick(tick_at=slot, trigger="backfill", return_state=True).is_completed()
+    monkeypatch.setenv("DATABASE_URL", backfilled)
+    dry = backfill(start=start, end=end, every=every, dry_run=True)
+    totals = backfill(start=start, end=end, every=every)
+    ticks, ours = digest(one_by_one), digest(backfilled)
+    assert ours["results"] and ours["outbox"] and ours["ledger"]  # the data exercises every step
+    assert {reason for (_, step, _, reason, _) in ours["results"] if step == "deduct"} >= {"", "unpaid", "expired"}
+    # A row too broken to complete stays confirmed, so every tick rejects it again; the backfill
+    # records it once, at the first slot that saw it.
+    rejected = [r for r in ticks["results"] if r[2] == "rejected"]
+    assert len(rejected) == 10  # it ends at 04:00: the slots from 04:00 to 22:00
+    ticks["results"] = [r for r in ticks["results"] if r not in rejected[1:]]
+    for key in ticks:
+        assert ours[key] == ticks[key], key
+    assert totals["completed"] == dry["completed"] > 0 and totals["deducted"] == dry["deducted"] > 0
+    assert totals["not_deducted"] == dry["not_deducted"] and totals["rejected"] == dry["rejected"] == {
+        "end_before_start": 1}
+    with psycopg.connect(backfilled) as conn:
+        assert audit(conn) == []
 
 
 def finished_slots(url: str) -> int:
@@ -88,12 +149,47 @@ def finished_slots(url: str) -> int:
         return conn.execute("select count(distinct tick_at) from tick_runs where state = 'finished'").fetchone()[0]
 
 
-def test_backfill_dry_run_reports_and_writes_nothing(db, three_days_of_bookings):
-    totals = backfill(start=START, end=START + timedelta(hours=6), every="1h", dry_run=True)
-    assert totals["dry_run"] is True and totals["ticked"] == 6
-    assert totals["completed"] >= 3
+def test_an_interrupted_backfill_resumes_where_it_stopped(db, three_days_of_bookings, prefect_api, database_url):
+    from typer.testing import CliRunner
+
+    from booking_cron.cli import app
+
+    args = ["backfill", "--start", START.isoformat(), "--end", (START + timedelta(days=3)).isoformat()]
+    # killed inside the second day's complete statement: the first day committed, the second did not
+    crashed = cli(args, cli_env(prefect_api, BOOKING_CRON_CRASH_AT="mid_complete@2"))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    assert finished_slots(database_url) == 144
+
+    resumed = CliRunner().invoke(app, args + ["--json"])
+    totals = json.loads(resumed.stdout)
+    assert (totals["skipped"], totals["ticked"], totals["completed"]) == (144, 288, 24)
+    assert finished_slots(database_url) == 432
+    assert db.execute("select count(*) from bookings where status = 'completed'").fetchone()[0] == 36
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0
+    assert "nothing to do, all 432 slots already ticked" in again.stderr
+    assert again.stdout.startswith("0 slots ticked, 432 already done: 0 completed, 0 deducted, 0 texts sent")
+    assert audit(db) == []
+
+
+def test_backfill_dry_run_reports_and_writes_nothing(db, three_days_of_bookings, prefect_api):
+    state = backfill(start=START, end=START + timedelta(hours=6), every="1h", dry_run=True, return_state=True)
+    totals = state.result()
+    assert totals["dry_run"] is True and totals["ticked"] == 6 and totals["completed"] == 2
+    assert state.message.startswith("6 slots would tick: 2 completed, 1 deducted")
     assert db.execute("select count(*) from bookings where status = 'completed'").fetchone()[0] == 0
     assert db.execute("select count(*) from tick_runs").fetchone()[0] == 0
+    assert db.execute("select count(*) from sms_messages").fetchone()[0] == 0
+
+    from prefect import get_client
+
+    async def name() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(state.state_details.flow_run_id)).name
+
+    import asyncio
+    assert asyncio.run(name()) == "dry-run backfill 2026-03-02 00:00 to 2026-03-02 06:00 UTC every 1h"
 
 
 def test_a_backfill_beside_running_ticks_deducts_and_texts_once(db, sandbox):
@@ -127,17 +223,19 @@ def test_a_backfill_beside_running_ticks_deducts_and_texts_once(db, sandbox):
     assert audit(db) == []
 
 
-def test_backfill_command_prints_json_and_exits_0(db, three_days_of_bookings):
+def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of_bookings):
     from typer.testing import CliRunner
 
     from booking_cron.cli import app
 
-    result = CliRunner().invoke(app, ["backfill", "--start", START.isoformat(), "--end",
-                                      (START + timedelta(hours=2)).isoformat(), "--every", "30m", "--json"])
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
-    assert (payload["slots"], payload["ticked"], payload["state"]) == (4, 4, "Completed")
-    again = json.loads(CliRunner().invoke(app, ["backfill", "--start", START.isoformat(), "--end",
-                                                (START + timedelta(hours=2)).isoformat(), "--every", "30m",
-                                                "--json"]).stdout)
-    assert (again["ticked"], again["skipped"]) == (0, 4)
+    args = ["backfill", "--start", START.isoformat(), "--end", (START + timedelta(hours=2)).isoformat(),
+            "--every", "30m"]
+    human = CliRunner().invoke(app, args)
+    assert human.exit_code == 0, human.output
+    assert human.stdout.splitlines()[:2] == [
+        "4 slots ticked: 1 completed, 1 deducted, 0 texts sent",
+        "  slots: 4 in range, 4 ticked, 2 with work, 0 skipped (already ticked)"]  # 00:00 queued a reminder
+    again = json.loads(CliRunner().invoke(app, args + ["--json"]).stdout)
+    assert (again["slots"], again["ticked"], again["skipped"], again["state"]) == (4, 0, 4, "Completed")
+    bad = CliRunner().invoke(app, args[:3] + ["--end", START.isoformat()])
+    assert bad.exit_code == 2 and "after" in bad.output

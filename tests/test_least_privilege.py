@@ -91,15 +91,18 @@ def test_the_tick_role_runs_every_statement_of_a_tick(db, as_tick):
     cur.execute("insert into tick_runs (flow_run_id, tick_at, trigger) values (%s, %s, 'test')", (run, T))
     cur.execute(store.FETCH_DUE, {"tick_at": T, "shard": 0, "shards": 1})
     assert [r[0] for r in cur.fetchall()] == [b]
-    cur.execute(store.COMPLETE_BOOKINGS, {"ids": [b], "run": run})
+    cur.execute(store.COMPLETE_BOOKINGS, {"ids": [b], "run": run, "runs": None})
     assert ("complete", "completed") in [r[1:3] for r in cur.fetchall()]
-    cur.execute(store.DEDUCT_SESSIONS, {"purchases": [pack], "ids": [b], "run": run})
+    cur.execute(store.DEDUCT_SESSIONS, {"purchases": [pack], "ids": [b], "run": run, "runs": [run]})
     assert cur.fetchall() == [(b, "deducted")]
     cur.execute("select outcome from use_sessions(%s::uuid[], %s::uuid[])", ([pack], [b]))
     assert cur.fetchone() == ("already_deducted",)
     cur.execute(outbox.ORGS)
     cur.execute(outbox.SCHEDULES)
     cur.execute(outbox.BOOKINGS, {"t": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1})
+    replay = {"first": T, "last": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1, "clients": [client]}
+    for query in (outbox.REPLAY_BOOKINGS, outbox.REPLAY_PACKS, outbox.REPLAY_PACK_BOOKINGS):  # a backfill's reads
+        cur.execute(query, replay)
     cur.execute(outbox.LOCK_BOOKING, {"id": str(uuid.uuid4())})
     cur.execute("insert into sms_suppression (org_id, phone, reason) values (%s, '+61400000001', 'opt_out')", (org,))
     cur.execute("update tick_runs set state = 'finished', finished_at = now() where flow_run_id = %s", (run,))

@@ -14,6 +14,7 @@ import psycopg
 from booking_cron import database
 from booking_cron.due import ALL, Shard
 from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
+from booking_cron.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.texts.sending import QuietHours, SendBudget
 
 ORGS = """
@@ -98,6 +99,37 @@ cross join lateral (
 ) ident
 """
 
+# A backfill's day: every booking that may owe a text at one of its slots, and its client's packs.
+REPLAY_BOOKINGS = """
+select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
+       coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
+       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id and x.phone = c.phone),
+       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
+       b.location_type
+from public.bookings b
+join public.sms_settings s on s.org_id = b.org_id and s.enabled
+join public.clients c on c.id = b.client_id
+where b.status in ('confirmed', 'completed')
+  and ((b.start_time > %(first)s and b.start_time <= %(last)s + %(ahead)s)
+    or (b.end_time > %(first)s - interval '48 hours' and b.end_time <= %(last)s))
+  and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00' and isfinite(b.end_time)
+  and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+"""
+
+REPLAY_PACKS = """
+select cp.id::text, cp.client_id::text, cp.sessions_total, coalesce(cp.sessions_used, 0), cp.expires_at
+from public.client_purchases cp
+where cp.client_id = any(%(clients)s::uuid[]) and cp.payment_status = 'succeeded' and cp.sessions_total is not null
+  and (cp.expires_at is null or cp.expires_at > %(first)s)
+"""
+
+REPLAY_PACK_BOOKINGS = """
+select b.id::text, b.client_id::text, b.purchase_id::text, b.start_time, b.status
+from public.bookings b
+where b.client_id = any(%(clients)s::uuid[]) and b.purchase_id is not null and b.start_time > %(first)s
+  and isfinite(b.start_time) and b.status in ('confirmed', 'pending', 'completed')
+"""
+
 # Keys of texts a booking already has, the app's translated to booking-cron's `kind:schedule:booking`
 # (the app's count once it queued or sent them; its failed or cancelled ones do not).
 EXISTING_KEYS = f"""
@@ -117,13 +149,13 @@ insert into public.sms_messages as m (org_id, client_id, to_phone, from_phone, m
   related_entity_type, related_entity_id, idempotency_key, kind, schedule_id, status, scheduled_for,
   expires_at, session_start, error_code, flow_run_id)
 select t.org_id, t.client_id, t.to_phone, t.from_phone, t.mss, t.body, 'booking', t.booking_id, t.key, t.kind,
-       t.schedule_id, t.status, t.scheduled_for, t.expires_at, t.session_start, t.reason, %(run)s
+       t.schedule_id, t.status, t.scheduled_for, t.expires_at, t.session_start, t.reason, coalesce(t.run, %(run)s::uuid)
 from unnest(%(org)s::uuid[], %(client)s::uuid[], %(to)s::text[], %(from)s::text[], %(mss)s::text[],
             %(body)s::text[], %(booking)s::uuid[], %(key)s::text[], %(kind)s::text[], %(schedule)s::uuid[],
             %(status)s::text[], %(sched_for)s::timestamptz[], %(expires)s::timestamptz[],
-            %(start)s::timestamptz[], %(reason)s::text[])
+            %(start)s::timestamptz[], %(reason)s::text[], %(runs)s::uuid[])
   as t(org_id, client_id, to_phone, from_phone, mss, body, booking_id, key, kind, schedule_id, status,
-       scheduled_for, expires_at, session_start, reason)
+       scheduled_for, expires_at, session_start, reason, run)
 on conflict (idempotency_key) do update
   set status = excluded.status, body = excluded.body, to_phone = excluded.to_phone,
       scheduled_for = excluded.scheduled_for, expires_at = excluded.expires_at,
@@ -213,6 +245,12 @@ class ClaimedText:
     previous_claim_at: datetime | None  # when the sender that died claimed it (reclaimed texts)
 
 
+def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
+    """How far past T planning looks for upcoming sessions: the longest offset plus slack."""
+    longest = max((s.mins_offset for group in schedules.values() for s in group), default=0)
+    return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+
+
 class Outbox:
     def __init__(self, url: str | None = None):
         self.url = database.resolve_url(url)
@@ -227,14 +265,31 @@ class Outbox:
             schedules: dict[str, list[Schedule]] = {}
             for row in cur.execute(SCHEDULES):
                 schedules.setdefault(row[1], []).append(Schedule(*row))
-            longest = max((s.mins_offset for group in schedules.values() for s in group), default=0)
-            ahead = timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+            ahead = lookahead(schedules)
             bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead, "shard": shard.index, "shards": shard.count})]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
         return orgs, schedules, bookings, keys
 
-    def enqueue(self, run_id: str, planned: Sequence[PlannedText], dry_run: bool = False) -> set[str]:
-        """Write planned texts in one statement; returns the keys this call wrote."""
+    def replay_inputs(self, first: datetime, last: datetime, shard: Shard = ALL) -> ReplayInputs:
+        """What replay_texts needs for the slots from `first` to `last` (one backfill day)."""
+        with self._cursor() as cur:
+            orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
+            schedules: dict[str, list[Schedule]] = {}
+            for row in cur.execute(SCHEDULES):
+                schedules.setdefault(row[1], []).append(Schedule(*row))
+            ahead = lookahead(schedules)
+            params = {"first": first, "last": last, "ahead": ahead, "shard": shard.index, "shards": shard.count}
+            bookings = [BookingForTexts(*row) for row in cur.execute(REPLAY_BOOKINGS, params)] if orgs else []
+            params["clients"] = list({b.client_id for b in bookings})
+            packs = [Pack(*row) for row in cur.execute(REPLAY_PACKS, params)] if bookings else []
+            booked = [PackBooking(*row) for row in cur.execute(REPLAY_PACK_BOOKINGS, params)] if packs else []
+            keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
+        return ReplayInputs(orgs, schedules, bookings, packs, booked, keys, ahead)
+
+    def enqueue(self, run_id: str, planned: Sequence[PlannedText], dry_run: bool = False,
+                runs: Sequence[str] | None = None) -> set[str]:
+        """Write planned texts in one statement (`runs`: a backfill's per-text slot runs); returns the
+        keys this call wrote."""
         if not planned:
             return set()
         cols = {
@@ -246,6 +301,7 @@ class Outbox:
             "status": [stored_status(p.status) for p in planned], "sched_for": [p.scheduled_for for p in planned],
             "expires": [p.expires_at for p in planned], "start": [p.session_start for p in planned],
             "reason": [p.reason for p in planned], "run": run_id,
+            "runs": list(runs) if runs is not None else None,
         }
         with self._cursor(dry_run) as cur:
             cur.execute(ENQUEUE, cols)

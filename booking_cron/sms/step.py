@@ -13,7 +13,7 @@ from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.sender import LEASE, Pacer, Sender, send_clock
 from booking_cron.store import BookingStore
 from booking_cron.texts.phones import mask_phone
-from booking_cron.texts.plan import plan_texts
+from booking_cron.texts.plan import PlannedText, plan_texts
 
 CLAIM_BATCH = 200
 _pacers: dict[float, Pacer] = {}
@@ -37,15 +37,20 @@ def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_read
     orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at, shard)
     planned = plan_texts(tick_at, bookings, orgs, schedules, existing, config.feedback_link())
     written = outbox.enqueue(run_id, planned, dry_run)
-    results = [
+    results = queued_results(planned, written, provider_ready)
+    BookingStore().record_results(run_id, results, dry_run)
+    crash_point("after_queue")
+    return results
+
+
+def queued_results(planned: list[PlannedText], written: set[str], provider_ready: bool) -> list[StepResult]:
+    """One result per text this step wrote to the outbox (queued, or skipped/failed with its reason)."""
+    return [
         StepResult(p.booking_id, text_step(p.kind, p.schedule_id), p.status,
                    p.reason or (None if provider_ready or p.status != "queued" else "no_sms_provider"),
                    {"queued": p.status == "queued", "to": mask_phone(p.to_phone)})
         for p in planned if p.key in written
     ]
-    BookingStore().record_results(run_id, results, dry_run)
-    crash_point("after_queue")
-    return results
 
 
 def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway, shard: Shard = ALL) -> list[StepResult]:

@@ -149,20 +149,23 @@ def plan_texts(
             key = idempotency_key(kind, schedule.id if schedule else None, booking.booking_id)
             if key in existing_keys or tick_at >= stale_at:
                 continue
-            try:
-                send_at = adjust_send_time(due, stale_at, kind, org.timezone, org.quiet_start, org.quiet_end)
-            except (ValueError, KeyError) as error:
-                send_at, problem = due, ("unknown_timezone", str(error))
-            else:
-                problem = None
-            if send_at is None:
-                continue  # quiet hours leave no time before it goes stale; the sender says so if queued
-            if send_at < due:
-                send_at -= tick_interval  # moved before quiet hours: the tick before they begin sends it
-            if send_at > tick_at:
-                continue
+            send_at, problem = send_time(kind, due, stale_at, org, tick_interval)
+            if send_at is None or send_at > tick_at:
+                continue  # None: quiet hours leave no time before it goes stale
             planned.append(_plan_one(booking, org, kind, schedule, send_at, stale_at, key, feedback_link, problem))
     return planned
+
+
+def send_time(kind: str, due: datetime, stale_at: datetime, org: OrgTexting,
+              tick_interval: timedelta = timedelta(minutes=10)) -> tuple[datetime | None, tuple[str, str] | None]:
+    """When a text may be queued (the earliest tick that plans it), and a problem that fails it."""
+    try:
+        send_at = adjust_send_time(due, stale_at, kind, org.timezone, org.quiet_start, org.quiet_end)
+    except (ValueError, KeyError) as error:
+        return due, ("unknown_timezone", str(error))
+    if send_at is not None and send_at < due:
+        send_at -= tick_interval  # moved before quiet hours: the tick before they begin sends it
+    return send_at, None
 
 
 def _plan_one(booking, org, kind, schedule, send_at, stale_at, key, feedback_link, problem) -> PlannedText:
