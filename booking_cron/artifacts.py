@@ -44,6 +44,8 @@ def summary_markdown(summary: dict, total_rows: int, shown_rows: int, run_id: st
     lines += [f"| deduct | deducted | {summary['deducted']} |"]
     lines += [f"| deduct | not deducted: {k} | {v} |" for k, v in sorted(summary.get("not_deducted", {}).items())]
     lines += [f"| texts | {k} | {v} |" for k, v in sorted(summary.get("texts", {}).items())]
+    lines += [f"| receipts (sent in the last 48 h) | {k.replace('_', ' ')} | {v} |"
+              for k, v in summary.get("receipts", {}).items()]
     lines += ["", f"{total_rows} per-booking results; the table artifact shows {shown_rows}"
               + (" (failures first)." if shown_rows < total_rows else ".")]
     lines += ["", f"All of them: `booking-cron results --run {run_id}` (or `--csv`, `--json`)."]

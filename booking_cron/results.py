@@ -39,6 +39,7 @@ class TickSummary:
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     texts: dict[str, int] = field(default_factory=dict)
+    receipts: dict[str, int] = field(default_factory=dict)  # texts sent in the 48 h to T, by receipt
     bookings: int = 0
     results: int = 0  # per-booking result rows (a booking has one per step)
 
