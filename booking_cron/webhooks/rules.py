@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+import phonenumbers
+
 # Twilio's default opt-out and opt-in keywords (Advanced Opt-Out), matched on the whole body.
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP"})
@@ -88,3 +90,13 @@ def twiml(message: str | None = None) -> str:
     if not message:
         return '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
     return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(message)}</Message></Response>'
+
+
+def national_digits(e164: str) -> str:
+    """`+61412399002` -> `0412399002`: how a client's number may be stored by hand in its country."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return "".join(ch for ch in phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+                   if ch.isdigit())

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import phonenumbers
-
 from booking_cron import database
 from booking_cron.sms.suppression import SUPPRESS
 from booking_cron.webhooks import rules
@@ -99,16 +97,6 @@ def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | No
         return Receipt("applied", target, reason)
 
 
-def national_digits(e164: str) -> str:
-    """`+61412399002` -> `0412399002`: how the number may be stored by hand in its own country."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    return "".join(ch for ch in phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-                   if ch.isdigit())
-
-
 def handle_reply(sid: str, from_phone: str, to_phone: str, service_sid: str, body: str,
                  url: str | None = None) -> Reply:
     action = rules.reply_action(body)
@@ -135,5 +123,5 @@ def _act(cur, action: str, orgs: list, from_phone: str) -> str:
     if action == rules.OPT_IN:
         cur.execute(OPT_IN, {"orgs": orgs, "from": from_phone})
         return "unsuppressed"
-    row = cur.execute(CONFIRM_NEXT, {"orgs": orgs, "from": from_phone, "national": national_digits(from_phone)}).fetchone()
+    row = cur.execute(CONFIRM_NEXT, {"orgs": orgs, "from": from_phone, "national": rules.national_digits(from_phone)}).fetchone()
     return "confirmed" if row else "nothing_to_confirm"
