@@ -273,3 +273,32 @@ def test_the_sandbox_calls_back_and_the_tick_counts_receipts(db, sandbox, databa
     assert suppressions(db, dead) == [(org, "invalid_number")]
     summary = run_tick(T + timedelta(minutes=10))
     assert summary["receipts"] == {"delivered": 1, "undelivered": 1, "awaiting_receipt": 0}
+
+
+# --- the upgrade ----------------------------------------------------------------------------------
+
+def test_upgrade_rewrites_stored_suppressions_in_e164(server_url):
+    from yoyo import get_backend, read_migrations
+
+    from booking_cron import database, schema
+
+    name = f"booking_cron_e164_{uuid.uuid4().hex[:8]}"
+    url = database.create_database(server_url, name)
+    try:
+        backend = get_backend(schema._yoyo_url(url))
+        before = read_migrations(str(schema.MIGRATIONS_DIR)).filter(lambda m: m.id < "0040")
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(before))
+        with database.connection(url) as conn:
+            org, london = f.org(conn), f.org(conn, tz="Europe/London")
+            for org_id, number in ((org, "0412 399 002"), (org, "+61412399003"), (org, "0412-399-003"),
+                                   (london, "07911 123456"), (org, "not a number")):
+                conn.execute("insert into sms_suppression (org_id, phone, reason) values (%s, %s, 'manual')",
+                             (org_id, number))
+        schema.upgrade(url)
+        with database.connection(url) as conn:
+            rows = conn.execute("select org_id::text, phone from sms_suppression order by phone").fetchall()
+        assert rows == [(london, "+447911123456"), (org, "+61412399002"), (org, "+61412399003"), (org, "not a number")]
+    finally:
+        database.close_pools()
+        database.drop_database(server_url, name)
