@@ -3,7 +3,7 @@
 A fresh database on the embedded server (never the user's DATABASE_URL), seeded around now,
 the Twilio sandbox standing in for Twilio (with 100 ms of latency) and calling the webhooks endpoint
 back with delivery receipts, then two ticks (the second must deduct and send nothing new), the texts
-the sandbox received with their receipts, and the audit.
+the sandbox received with the outbox status their receipts left, and the audit.
 """
 
 from __future__ import annotations

@@ -278,8 +278,8 @@ class TwilioSandbox:
                 http = None
             with self._lock:
                 resource["status"], resource["error_code"] = status, code if status == "undelivered" else None
-                self._callbacks.append({"sid": resource["sid"], "status": status, "error_code": params.get("ErrorCode"),
-                                        "http": http})
+                self._callbacks.append({"sid": resource["sid"], "status": status,
+                                        "error_code": params.get("ErrorCode"), "http": http})
 
     def _draw_fault(self) -> str | None:
         """One-shot faults first (deterministic tests), then a seeded coin flip for random ones."""

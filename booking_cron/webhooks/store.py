@@ -123,5 +123,6 @@ def _act(cur, action: str, orgs: list, from_phone: str) -> str:
     if action == rules.OPT_IN:
         cur.execute(OPT_IN, {"orgs": orgs, "from": from_phone})
         return "unsuppressed"
-    row = cur.execute(CONFIRM_NEXT, {"orgs": orgs, "from": from_phone, "national": rules.national_digits(from_phone)}).fetchone()
+    row = cur.execute(CONFIRM_NEXT, {"orgs": orgs, "from": from_phone,
+                                     "national": rules.national_digits(from_phone)}).fetchone()
     return "confirmed" if row else "nothing_to_confirm"
