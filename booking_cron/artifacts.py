@@ -118,8 +118,8 @@ def _attention_section(summary: dict) -> list[str]:
 
 def _texts_section(summary: dict) -> list[str]:
     reasons = summary.get("text_reasons", {})
-    sent, queued = summary.get("sent", {}), summary.get("queued", {})
-    if not (reasons or sent or queued):
+    sent, queued, receipts = summary.get("sent", {}), summary.get("queued", {}), summary.get("receipts", {})
+    if not (reasons or sent or queued or any(receipts.values())):
         return []
     lines = ["## Texts", "", "| text | sent | queued this tick |", "|---|---:|---:|"]
     lines += [f"| {words(kind)} | {sent.get(kind, 0)} | {queued.get(kind, 0)} |"
@@ -128,6 +128,9 @@ def _texts_section(summary: dict) -> list[str]:
     if rows:
         lines += ["", "Texts that did not go out, by reason:", "", "| outcome | reason | count |", "|---|---|---:|"]
         lines += [f"| {words(o)} | {words(r)} | {n} |" for o, r, n in sorted(rows, key=lambda x: (x[0], -x[2], x[1]))]
+    if any(receipts.values()):
+        lines += ["", "Receipts of texts sent in the 48 hours before this tick:", "", "| receipt | texts |", "|---|---:|"]
+        lines += [f"| {words(k)} | {n} |" for k, n in receipts.items()]
     return lines + [""]
 
 

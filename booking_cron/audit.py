@@ -66,6 +66,18 @@ CHECKS: list[tuple[str, str]] = [
         from public.sms_messages m
         join public.sms_suppression x on x.org_id = m.org_id and x.phone = m.to_phone
         where m.status in ('sent', 'delivered') and x.created_at < m.sent_at"""),
+    # A STOP the webhooks recorded, not lifted by a START before the send (the suppression row
+    # may have been removed since, so the replies are the record).
+    ("no_text_after_opt_out", """
+        select m.id::text, format('%s sent at %s after an opt-out at %s', m.kind, m.sent_at, stop.received_at)
+        from public.sms_messages m
+        join public.sms_inbound stop on stop.from_phone = m.to_phone and m.org_id = any(stop.org_ids)
+          and stop.action = 'opt_out' and stop.received_at < m.sent_at
+        where m.status in ('sent', 'delivered')
+          and not exists (select 1 from public.sms_inbound start
+                          where start.from_phone = m.to_phone and m.org_id = any(start.org_ids)
+                            and start.action = 'opt_in' and start.received_at > stop.received_at
+                            and start.received_at < m.sent_at)"""),
     ("no_text_in_quiet_hours", """
         select m.id::text, format('%s sent at %s local', m.kind, (m.sent_at at time zone bs.timezone)::time)
         from public.sms_messages m""" + TEXT_IDENTITY + """

@@ -1,4 +1,4 @@
-"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, doctor, demo, deploy, serve)."""
+"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, doctor, demo, deploy, serve, webhooks)."""
 
 from __future__ import annotations
 
@@ -271,3 +271,24 @@ def sandbox_command(
     from booking_cron.sandbox import serve_forever
 
     serve_forever(port=port, latency=latency, rate_limit=rate, fault_rate=fault_rate)
+
+
+@app.command("webhooks")
+def webhooks_command(
+    host: str = typer.Option("127.0.0.1", help="address to bind (the TLS proxy in front forwards to it)"),
+    port: int = typer.Option(8080, help="port to listen on"),
+) -> None:
+    """Serve Twilio's status callbacks and replies under BOOKING_CRON_PUBLIC_URL (Ctrl-C stops)."""
+    import os
+
+    from booking_cron import config
+    from booking_cron.webhooks.app import WebhookSettings, serve
+
+    public_url, token = config.public_url(), os.environ.get("TWILIO_AUTH_TOKEN")
+    if not public_url or not token:
+        errors.print("booking-cron webhooks needs BOOKING_CRON_PUBLIC_URL (the URL Twilio calls, which its "
+                     "signatures cover) and TWILIO_AUTH_TOKEN (to check them)")
+        raise typer.Exit(2)
+    database.resolve_url()  # fail now, not at the first callback, when there is no database
+    console.print(f"webhooks for {public_url}/twilio/status and /twilio/inbound on http://{host}:{port}")
+    serve(WebhookSettings(public_url, token), host, port)

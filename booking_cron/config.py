@@ -80,3 +80,14 @@ def feedback_link() -> str:
 def artifact_rows() -> int:
     """Rows of a tick's per-booking table artifact (the UI is built for modest tables)."""
     return int(os.environ.get("BOOKING_CRON_ARTIFACT_ROWS", "500"))
+
+
+def public_url() -> str | None:
+    """Where Twilio reaches `booking-cron webhooks` (BOOKING_CRON_PUBLIC_URL); None: no callbacks."""
+    return (os.environ.get("BOOKING_CRON_PUBLIC_URL") or "").strip().rstrip("/") or None
+
+
+def status_callback_url() -> str | None:
+    """The StatusCallback every send passes when the webhooks endpoint is public."""
+    base = public_url()
+    return f"{base}/twilio/status" if base else None

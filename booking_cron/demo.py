@@ -1,13 +1,15 @@
 """`demo`: the README's first command, end to end on embedded defaults.
 
 A fresh database on the embedded server (never the user's DATABASE_URL), seeded around now,
-the Twilio sandbox standing in for Twilio (with 100 ms of latency), then two ticks (the second
-must deduct and send nothing new), the texts the sandbox received, and the audit.
+the Twilio sandbox standing in for Twilio (with 100 ms of latency) and calling the webhooks endpoint
+back with delivery receipts, then two ticks (the second must deduct and send nothing new), the texts
+the sandbox received with the outbox status their receipts left, and the audit.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 
 from rich.console import Console
@@ -19,26 +21,42 @@ from booking_cron.audit import audit
 from booking_cron.sandbox import TwilioSandbox
 from booking_cron.seed import seed
 from booking_cron.texts.phones import mask_phone
+from booking_cron.webhooks.app import BackgroundServer
 
 DEMO_DATABASE = "booking_cron_demo"
 
 
 def run_demo(console: Console) -> int:
-    with TwilioSandbox(latency=0.1) as sandbox:
+    with TwilioSandbox(latency=0.1) as sandbox, BackgroundServer(sandbox.auth_token) as webhooks:
         os.environ.update(TWILIO_ACCOUNT_SID=sandbox.account_sid, TWILIO_AUTH_TOKEN=sandbox.auth_token,
-                          TWILIO_API_URL=sandbox.url)
+                          TWILIO_API_URL=sandbox.url, BOOKING_CRON_PUBLIC_URL=webhooks.url)
         status = _ticks_and_audit(console)
-        _print_texts(console, sandbox.messages)
+        _wait_for_receipts(sandbox)
+        with database.connection() as conn:  # what the endpoint recorded, not what the sandbox said
+            outbox = dict(conn.execute("select provider_message_id, status from public.sms_messages "
+                                       "where provider_message_id is not null").fetchall())
+        _print_texts(console, sandbox.messages, outbox)
     return status
 
 
-def _print_texts(console: Console, messages: list[dict], rows: int = 10) -> None:
+def _wait_for_receipts(sandbox: TwilioSandbox, timeout: float = 10.0) -> None:
+    """Each accepted text gets two callbacks (sent, then delivered or undelivered)."""
+    deadline = time.monotonic() + timeout
+    while len(sandbox.callbacks) < 2 * len(sandbox.messages) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _print_texts(console: Console, messages: list[dict], outbox: dict[str, str], rows: int = 10) -> None:
     table = Table(title=f"Texts the Twilio sandbox received ({min(rows, len(messages))} of {len(messages)})")
     table.add_column("to")
+    table.add_column("outbox status")
     table.add_column("body")
     for m in messages[:rows]:
-        table.add_row(mask_phone(m["to"]), m["body"])
+        table.add_row(mask_phone(m["to"]), outbox.get(m["sid"], "-"), m["body"])
     console.print(table)
+    counts = {s: list(outbox.values()).count(s) for s in sorted(set(outbox.values()))}
+    console.print("outbox after the sandbox's receipts reached `booking-cron webhooks`: "
+                  + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no texts"))
 
 
 def _ticks_and_audit(console: Console) -> int:

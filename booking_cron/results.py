@@ -43,6 +43,7 @@ class TickSummary:
     texts: dict[str, int] = field(default_factory=dict)
     # texts that did not simply go out, by outcome then reason: {"skipped": {"opted_out": 3}}
     text_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    receipts: dict[str, int] = field(default_factory=dict)  # texts sent in the 48 h to T, by receipt
     bookings: int = 0
     results: int = 0  # per-booking result rows (a booking has one per step)
 

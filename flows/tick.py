@@ -25,6 +25,7 @@ from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, on_
 from booking_cron.faults import crash_point
 from booking_cron.report import results_frame
 from booking_cron.results import COMPLETE, Outcomes, StepResult, summarize, summarize_counts
+from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 
@@ -95,6 +96,7 @@ def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
     store = BookingStore()
     counts, bookings = store.run_counts(run_id)
     summary = summarize_counts(run_id, tick_at.isoformat(), counts, bookings).as_dict()
+    summary["receipts"] = Outbox().receipt_counts(tick_at)
     store.finish_run(run_id, state, summary)
     return summary
 

@@ -22,7 +22,11 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+from urllib.error import URLError
 from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.request import Request, urlopen
+
+from twilio.request_validator import RequestValidator
 
 from booking_cron.texts.phones import mask_phone
 
@@ -31,10 +35,11 @@ DEFAULT_ACCOUNT_SID = "ACsandbox" + "0" * 25
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 FAULT_KINDS = ("429", "500", "503", "timeout_after_accept", "drop", "drop_after_accept")
 CONFIG_KEYS = ("latency", "rate_limit", "fault_rate", "fault_kinds", "number_errors",
-               "one_shot_faults", "stall_seconds")
+               "one_shot_faults", "stall_seconds", "undeliverable", "callback_delay")
 _COERCE = {"latency": float, "fault_rate": float, "stall_seconds": float, "fault_kinds": list,
-           "one_shot_faults": lambda v: deque(v or ()),
-           "number_errors": lambda v: {str(n): int(c) for n, c in (v or {}).items()}}
+           "one_shot_faults": lambda v: deque(v or ()), "callback_delay": float,
+           "number_errors": lambda v: {str(n): int(c) for n, c in (v or {}).items()},
+           "undeliverable": lambda v: {str(n): int(c) for n, c in (v or {}).items()}}
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_BODY_CHARS = 1600
 ERROR_MESSAGES = {
@@ -135,7 +140,8 @@ class TwilioSandbox:
         with self._lock:
             return {"latency": self.latency, "rate_limit": self.rate_limit, "fault_rate": self.fault_rate,
                     "fault_kinds": list(self.fault_kinds), "number_errors": dict(self.number_errors),
-                    "one_shot_faults": list(self.one_shot_faults), "stall_seconds": self.stall_seconds}
+                    "one_shot_faults": list(self.one_shot_faults), "stall_seconds": self.stall_seconds,
+                    "undeliverable": dict(self.undeliverable), "callback_delay": self.callback_delay}
 
     def reset(self) -> None:
         """Forget messages, request log and faults (latency/rate limit stay); reseed the RNG."""
@@ -147,6 +153,9 @@ class TwilioSandbox:
             self._faults_injected = 0
             self.fault_rate, self.fault_kinds = 0.0, list(FAULT_KINDS)
             self.number_errors: dict[str, int] = {}
+            self.undeliverable: dict[str, int] = {}  # number -> error code its receipt reports
+            self.callback_delay = 0.05  # before each status callback (Twilio's come seconds later)
+            self._callbacks: list[dict] = []
             self.one_shot_faults: deque[str] = deque()
             self._rng = random.Random(self._seed)
 
@@ -159,6 +168,12 @@ class TwilioSandbox:
     def requests(self) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._requests]
+
+    @property
+    def callbacks(self) -> list[dict]:
+        """The status callbacks made: sid, status, error code, HTTP answer (None: no answer)."""
+        with self._lock:
+            return [dict(c) for c in self._callbacks]
 
     def max_in_any_second(self) -> int:
         """Peak accepted messages within any one-second window: the number a rate limit cares about."""
@@ -176,7 +191,8 @@ class TwilioSandbox:
             return {"accepted": len(self._records), "requests": len(self._requests),
                     "max_in_any_second": self.max_in_any_second(),
                     "faults_injected": self._faults_injected,
-                    "rate_limited": sum(r["outcome"] == "rate_limited" for r in self._requests)}
+                    "rate_limited": sum(r["outcome"] == "rate_limited" for r in self._requests),
+                    "callbacks": len(self._callbacks)}
 
     def _api(self, method: str, path: str, query: dict, form: dict, authorization: str | None):
         """Answer one REST call: (status, payload), or (None, None) to close the socket unanswered."""
@@ -230,9 +246,40 @@ class TwilioSandbox:
                 self.on_accept(record)
             except Exception:  # a broken printer must not turn an accepted send into a dropped one
                 pass
+        if form.get("StatusCallback"):
+            threading.Thread(target=self._call_back, args=(form["StatusCallback"], resource), daemon=True,
+                             name=f"callback-{resource['sid']}").start()
         if fault == "timeout_after_accept":
             self._stopping.wait(stall)
         return (None, None) if fault else (201, resource)
+
+    def _call_back(self, url: str, resource: dict) -> None:
+        """Twilio's receipts for one accepted message, in order, signed with the auth token:
+        `sent`, then `delivered`, or `undelivered` with the code configured for the number."""
+        with self._lock:
+            code, delay = self.undeliverable.get(resource["to"]), self.callback_delay
+        for status in ("sent", "undelivered" if code else "delivered"):
+            if self._stopping.wait(delay):
+                return
+            params = {"MessageSid": resource["sid"], "SmsSid": resource["sid"], "AccountSid": self.account_sid,
+                      "MessageStatus": status, "SmsStatus": status, "To": resource["to"],
+                      "From": resource["from"] or "", "ApiVersion": API_VERSION}
+            if status == "undelivered":
+                params["ErrorCode"] = str(code)
+            signature = RequestValidator(self.auth_token).compute_signature(url, params)
+            request = Request(url, data=urlencode(params).encode(), method="POST", headers={
+                "X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+            try:
+                with urlopen(request, timeout=10) as answer:
+                    http = answer.status
+            except URLError as error:  # HTTPError (a 4xx/5xx answer) is a URLError with a code
+                http = getattr(error, "code", None)
+            except OSError:
+                http = None
+            with self._lock:
+                resource["status"], resource["error_code"] = status, code if status == "undelivered" else None
+                self._callbacks.append({"sid": resource["sid"], "status": status,
+                                        "error_code": params.get("ErrorCode"), "http": http})
 
     def _draw_fault(self) -> str | None:
         """One-shot faults first (deterministic tests), then a seeded coin flip for random ones."""

@@ -64,11 +64,14 @@ def classify_error(error: Exception) -> SendResult:
 
 
 class TwilioGateway:
-    def __init__(self, settings: TwilioSettings, timeout: float = 10.0):
+    def __init__(self, settings: TwilioSettings, timeout: float = 10.0, status_callback: str | None = None):
         self.client = make_twilio_client(settings.account_sid, settings.auth_token, settings.api_url, timeout)
+        self.status_callback = status_callback  # where Twilio posts delivery receipts, when public
 
     def send(self, to: str, body: str, from_phone: str | None, messaging_service_sid: str | None) -> SendResult:
         sender = {"messaging_service_sid": messaging_service_sid} if messaging_service_sid else {"from_": from_phone}
+        if self.status_callback:
+            sender["status_callback"] = self.status_callback
         try:
             message = self.client.messages.create(to=to, body=body, **sender)
         except (TwilioRestException, requests.exceptions.RequestException) as error:

@@ -13,6 +13,7 @@ import psycopg
 
 from booking_cron import database
 from booking_cron.due import ALL, Shard
+from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
 from booking_cron.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.texts.sending import QuietHours, SendBudget
@@ -60,7 +61,8 @@ booked as (
 )
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
-       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id and x.phone = c.phone),
+       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
+                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- both sides E.164
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
        b.location_type, coalesce(p.used, 0), coalesce(k.booked, 0), coalesce(p.remaining, 0)
 from candidates b
@@ -258,9 +260,11 @@ class Outbox:
     def _cursor(self, dry_run: bool = False):
         return database.transaction(self.url, dry_run)
 
-    def planning_inputs(self, tick_at: datetime, shard: Shard = ALL):
-        """Orgs that text, their schedules, candidate bookings and keys already in the outbox."""
-        with self._cursor() as cur:
+    def planning_inputs(self, tick_at: datetime, shard: Shard = ALL, dry_run: bool = False):
+        """Orgs that text, their schedules, candidate bookings and keys already in the outbox
+        (suppressions stored by hand are first rewritten in E.164, so that they match)."""
+        with self._cursor(dry_run) as cur:
+            normalise_suppressions(cur)
             orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
             schedules: dict[str, list[Schedule]] = {}
             for row in cur.execute(SCHEDULES):
@@ -337,6 +341,19 @@ class Outbox:
             sent_last_hour={r[0]: r[6] for r in rows}, sent_last_day=per_client)
         return quiet, budget
 
+    def receipt_counts(self, tick_at: datetime) -> dict[str, int]:
+        """Texts that went out in the 48 hours to `tick_at`: delivered, undelivered (failed after
+        the send) and awaiting a receipt (still `sent`)."""
+        with self._cursor() as cur:
+            row = cur.execute(
+                """select count(*) filter (where status = 'delivered'),
+                          count(*) filter (where status = 'failed'),
+                          count(*) filter (where status = 'sent')
+                   from public.sms_messages
+                   where sent_at > %(t)s - interval '48 hours' and status in ('sent', 'delivered', 'failed')""",
+                {"t": tick_at}).fetchone()
+        return dict(zip(("delivered", "undelivered", "awaiting_receipt"), row))
+
     @contextmanager
     def send_guard(self, message_id: str, attempts: int) -> Iterator[tuple[str | None, psycopg.Connection]]:
         """Holds the claim and the booking's share lock while the caller sends and settles on the
@@ -373,6 +390,4 @@ class Outbox:
 
     def suppress(self, org_id: str, phone: str, reason: str, conn: psycopg.Connection) -> None:
         with conn.cursor() as cur:
-            cur.execute(
-                """insert into public.sms_suppression (org_id, phone, reason) values (%s, %s, %s)
-                   on conflict (org_id, phone) do nothing""", (org_id, phone, reason))
+            cur.execute(SUPPRESS, (org_id, phone, reason))

@@ -22,7 +22,9 @@ _pacers: dict[float, Pacer] = {}
 def sms_gateway() -> SmsGateway | None:
     """The provider from the Twilio block or environment; None when no credentials are set."""
     settings = config.twilio_settings_from_env()
-    return TwilioGateway(settings, timeout=config.sms_timeout()) if settings else None
+    if settings is None:
+        return None
+    return TwilioGateway(settings, timeout=config.sms_timeout(), status_callback=config.status_callback_url())
 
 
 def shared_pacer() -> Pacer:
@@ -34,7 +36,7 @@ def shared_pacer() -> Pacer:
 def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool,
                     shard: Shard = ALL) -> list[StepResult]:
     outbox = Outbox()
-    orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at, shard)
+    orgs, schedules, bookings, existing = outbox.planning_inputs(tick_at, shard, dry_run)
     planned = plan_texts(tick_at, bookings, orgs, schedules, existing, config.feedback_link())
     written = outbox.enqueue(run_id, planned, dry_run)
     results = queued_results(planned, written, provider_ready)

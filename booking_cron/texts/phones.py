@@ -7,6 +7,9 @@ instead of failing the run. Pure: no I/O.
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
 
 import phonenumbers
 from phonenumbers import NumberParseException
@@ -90,3 +93,30 @@ def mask_phone(phone: str | None) -> str:
 def mask_phones_in_text(text: str) -> str:
     """Mask every E.164-looking run ("+" and 8-15 digits) in a free-text log line."""
     return _E164_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+@cache
+def _zone_countries() -> dict[str, str]:
+    """IANA zone -> ISO country code, from the tz database's zone.tab (the tzdata package, else
+    the system's copy)."""
+    try:
+        text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        path = Path("/usr/share/zoneinfo/zone.tab")
+        text = path.read_text() if path.exists() else ""
+    rows = (line.split("\t") for line in text.splitlines() if line and not line.startswith("#"))
+    return {row[2]: row[0] for row in rows if len(row) >= 3}
+
+
+def region_for_timezone(tz: str | None) -> str | None:
+    """The country an org's time zone lies in ("Australia/Brisbane" -> "AU"): the region a
+    number stored without its country code was written in."""
+    return _zone_countries().get((tz or "").strip())
+
+
+def e164_or_none(raw: str | None, tz: str | None) -> str | None:
+    """E.164 form of a number stored by hand (``0412 399 002`` in Brisbane), or None."""
+    try:
+        return normalize_e164(raw, region_for_timezone(tz))
+    except PhoneError:
+        return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_cron.texts.phones import PhoneError, normalize_e164
-from booking_cron.texts.quiet_hours import adjust_send_time
+from booking_cron.texts.quiet_hours import adjust_send_time, next_allowed_send
 from booking_cron.texts.render import (
     DEFAULT_UNCONFIRMED_TEMPLATE,
     TemplateError,
@@ -149,29 +149,44 @@ def plan_texts(
             key = idempotency_key(kind, schedule.id if schedule else None, booking.booking_id)
             if key in existing_keys or tick_at >= stale_at:
                 continue
+            if due >= stale_at:  # can never go: record it once, with the reason
+                reason = "negative_offset" if schedule and schedule.mins_offset < 0 else "due_after_stale"
+                planned.append(_plan_one(booking, org, kind, schedule, tick_at, stale_at, key, feedback_link,
+                                         (reason, "skipped")))
+                continue
             send_at, problem = send_time(kind, due, stale_at, org, tick_interval)
-            if send_at is None or send_at > tick_at:
-                continue  # None: quiet hours leave no time before it goes stale
+            if send_at is not None and send_at > tick_at:
+                continue
+            if problem is None and quiet_until_stale(send_at, tick_at, stale_at, org):
+                send_at, problem = tick_at, ("quiet_hours", "skipped")
             planned.append(_plan_one(booking, org, kind, schedule, send_at, stale_at, key, feedback_link, problem))
     return planned
 
 
 def send_time(kind: str, due: datetime, stale_at: datetime, org: OrgTexting,
               tick_interval: timedelta = timedelta(minutes=10)) -> tuple[datetime | None, tuple[str, str] | None]:
-    """When a text may be queued (the earliest tick that plans it), and a problem that fails it."""
+    """When a text may be queued (the earliest tick that plans it; None: quiet hours leave no time),
+    and a problem (reason, status) that fails it."""
     try:
         send_at = adjust_send_time(due, stale_at, kind, org.timezone, org.quiet_start, org.quiet_end)
-    except (ValueError, KeyError) as error:
-        return due, ("unknown_timezone", str(error))
+    except (ValueError, KeyError):
+        return due, ("unknown_timezone", "failed")
     if send_at is not None and send_at < due:
         send_at -= tick_interval  # moved before quiet hours: the tick before they begin sends it
     return send_at, None
 
 
+def quiet_until_stale(send_at: datetime | None, tick_at: datetime, stale_at: datetime, org: OrgTexting) -> bool:
+    """Quiet hours cover all the time this text has left: it can never go out."""
+    if send_at is None:
+        return True
+    return next_allowed_send(max(send_at, tick_at), org.timezone, org.quiet_start, org.quiet_end) >= stale_at
+
+
 def _plan_one(booking, org, kind, schedule, send_at, stale_at, key, feedback_link, problem) -> PlannedText:
     status, reason, body, phone = "queued", None, "", booking.phone or ""
     if problem:
-        status, reason = "failed", problem[0]
+        reason, status = problem
     elif (why := why_not_sendable(booking, kind)) is not None:
         status, reason = "skipped", why
     else:

@@ -119,7 +119,9 @@ def _event_slots(booking: BookingForTexts, day: Sequence[datetime], inputs: Repl
     if org is None:
         return set()
     schedules = inputs.schedules.get(booking.org_id, [])
-    times = [booking.end_time]
+    # the tick first reads a booking when it enters its planning window: texts that can never go
+    # (a negative offset, quiet hours until stale) are recorded `skipped` at that slot
+    times = [booking.end_time, booking.start_time - inputs.lookahead]
     completed = history.completed_at.get(booking.booking_id)
     if completed is not None:
         times.append(completed)

@@ -1,0 +1,128 @@
+"""The SQL behind Twilio's callbacks: each request is one transaction on one pooled connection.
+
+Receipts lock the text's row, so two callbacks for one message apply in turn and the ordering
+rule (`rules.status_after`) sees what the other wrote. Replies are keyed by MessageSid: a
+replayed reply finds its row and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from booking_cron import database
+from booking_cron.sms.suppression import SUPPRESS
+from booking_cron.webhooks import rules
+
+STATEMENT_TIMEOUT = "5s"  # Twilio gives up after 15 s; a request waits for no lock longer than this
+
+TEXT_BY_SID = """
+select m.id::text, m.status, m.org_id::text, m.to_phone from public.sms_messages m
+where m.provider_message_id = %s
+for update
+"""
+
+SETTLE_RECEIPT = """
+update public.sms_messages
+set status = %(status)s, error_code = coalesce(%(code)s, error_code),
+    error_message = case when %(status)s = 'failed' then 'undelivered' else error_message end, updated_at = now()
+where id = %(id)s
+"""
+
+# The orgs that text from the number a reply was sent to (its own number, or its messaging service).
+ORGS_OF_SENDER = """
+select s.org_id from public.sms_settings s
+where (s.twilio_phone_number is not null and regexp_replace(s.twilio_phone_number, '[^0-9+]', '', 'g') = %(to)s)
+   or (%(service)s <> '' and s.twilio_messaging_service_sid = %(service)s)
+"""
+
+RECORD_REPLY = """
+insert into public.sms_inbound (message_sid, from_phone, to_phone, org_ids, body, action)
+values (%(sid)s, %(from)s, %(to)s, %(orgs)s, %(body)s, %(action)s)
+on conflict (message_sid) do nothing
+returning id
+"""
+
+SET_OUTCOME = "update public.sms_inbound set outcome = %(outcome)s where id = %(id)s"
+
+OPT_IN = """
+delete from public.sms_suppression where org_id = any(%(orgs)s) and phone = %(from)s and reason = 'opt_out'
+"""
+
+# The client's next upcoming booking still awaiting their confirmation, as the app's reply handler
+# chose it; the client is matched by E.164 or by the national form stored by hand.
+CONFIRM_NEXT = """
+update public.bookings b set client_confirmed = true, updated_at = now()
+where b.id = (
+  select b2.id from public.bookings b2 join public.clients c on c.id = b2.client_id
+  where b2.org_id = any(%(orgs)s) and b2.status = 'confirmed' and not coalesce(b2.client_confirmed, false)
+    and b2.confirmation_sent_at is not null and b2.start_time > now()
+    and regexp_replace(c.phone, '[^0-9+]', '', 'g') in (%(from)s, %(national)s)
+  order by b2.start_time, b2.id
+  limit 1
+  for update of b2
+)
+returning b.id::text, b.start_time, b.org_id::text
+"""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    outcome: str  # applied | unchanged | unknown_message
+    status: str | None = None
+    suppressed: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    action: str
+    outcome: str  # recorded | replayed | suppressed | unsuppressed | confirmed | nothing_to_confirm | no_org
+    orgs: int = 0
+
+
+def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None = None) -> Receipt:
+    with database.transaction(url) as cur:
+        cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        row = cur.execute(TEXT_BY_SID, (sid,)).fetchone()
+        if row is None:
+            return Receipt("unknown_message")
+        text_id, current, org_id, to_phone = row
+        target = rules.status_after(current, reported)
+        if target is None:
+            return Receipt("unchanged", current)
+        code = (error_code or "").strip()[:20] or None
+        cur.execute(SETTLE_RECEIPT, {"status": target, "code": code if target == "failed" else None, "id": text_id})
+        reason = rules.suppression_reason(code) if target == "failed" else None
+        if reason:
+            cur.execute(SUPPRESS, (org_id, to_phone, reason))
+        return Receipt("applied", target, reason)
+
+
+def handle_reply(sid: str, from_phone: str, to_phone: str, service_sid: str, body: str,
+                 url: str | None = None) -> Reply:
+    action = rules.reply_action(body)
+    with database.transaction(url) as cur:
+        cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        orgs = [org for (org,) in cur.execute(ORGS_OF_SENDER, {"to": to_phone, "service": service_sid})]
+        inserted = cur.execute(RECORD_REPLY, {"sid": sid, "from": from_phone, "to": to_phone, "orgs": orgs,
+                                              "body": body, "action": action}).fetchone()
+        if inserted is None:
+            return Reply(action, "replayed", len(orgs))
+        outcome = _act(cur, action, orgs, from_phone)
+        cur.execute(SET_OUTCOME, {"outcome": outcome, "id": inserted[0]})
+        return Reply(action, outcome, len(orgs))
+
+
+def _act(cur, action: str, orgs: list, from_phone: str) -> str:
+    if action == rules.OTHER:
+        return "recorded"
+    if not orgs:
+        return "no_org"
+    if action == rules.OPT_OUT:
+        cur.executemany(SUPPRESS, [(org, from_phone, "opt_out") for org in orgs])
+        return "suppressed"
+    if action == rules.OPT_IN:
+        cur.execute(OPT_IN, {"orgs": orgs, "from": from_phone})
+        return "unsuppressed"
+    row = cur.execute(CONFIRM_NEXT, {"orgs": orgs, "from": from_phone,
+                                     "national": rules.national_digits(from_phone)}).fetchone()
+    return "confirmed" if row else "nothing_to_confirm"
