@@ -87,6 +87,8 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
             if result.outcome == "deducted":
                 history.deducted[by_id[result.booking_id].purchase_id].append(slot)
     history.completed_at.update({i: slot_of[i] for i in completed})
+    # sessions of bookings cancelled since they were taken come back at the day's first slot, as its tick would
+    results += [(day[0], r) for r in store.reinstate_cancelled(runs[day[0]], shard, dry_run)]
     results += queue_and_send_texts(runs, day, dry_run, shard, history)
     return Day(summarize_slots(store, runs, results, dry_run), history)
 

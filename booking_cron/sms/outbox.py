@@ -105,7 +105,8 @@ cross join lateral (
 REPLAY_BOOKINGS = """
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
-       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id and x.phone = c.phone),
+       exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
+                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- as the tick's BOOKINGS
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
        b.location_type
 from public.bookings b
@@ -277,6 +278,7 @@ class Outbox:
     def replay_inputs(self, first: datetime, last: datetime, shard: Shard = ALL) -> ReplayInputs:
         """What replay_texts needs for the slots from `first` to `last` (one backfill day)."""
         with self._cursor() as cur:
+            normalise_suppressions(cur)
             orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
             schedules: dict[str, list[Schedule]] = {}
             for row in cur.execute(SCHEDULES):
