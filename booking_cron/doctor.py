@@ -51,7 +51,7 @@ OWN_TABLES = r"""
 select c.oid, c.relname, c.relrowsecurity from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where n.nspname = 'public' and c.relkind in ('r', 'p')
-  and (c.relname like 'tick\_%%' or c.relname like '\_yoyo%%' or c.relname like 'yoyo\_%%')
+  and (c.relname like 'tick\_%%' or c.relname = 'sms_inbound' or c.relname like '\_yoyo%%' or c.relname like 'yoyo\_%%')
 order by c.relname
 """
 

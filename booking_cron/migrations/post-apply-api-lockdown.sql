@@ -1,7 +1,7 @@
 -- Run by `db upgrade` after every migration run, and on every `db upgrade` (booking_cron/schema.py):
 -- keeps booking-cron out of the reach of Supabase's API roles, whatever default privileges
 -- granted to what a migration just created.
--- * booking-cron's own tables (every tick_* table, the migration tool's yoyo tables): nothing for anon,
+-- * booking-cron's own tables (every tick_* table, sms_inbound, the migration tool's yoyo tables): nothing for anon,
 --   authenticated, service_role; row-level security on, with a policy only for booking_cron_tick.
 -- * The ledger: readable as the app reads it; written only by booking-cron's functions and trigger.
 -- * The outbox: the app writes it only through service_role and its security definer functions,
@@ -23,7 +23,7 @@ begin
     select c.relname from pg_catalog.pg_class c
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
     where n.nspname = 'public' and c.relkind in ('r', 'p')
-      and (c.relname like 'tick\_%' or c.relname like '\_yoyo%' or c.relname like 'yoyo\_%')
+      and (c.relname like 'tick\_%' or c.relname = 'sms_inbound' or c.relname like '\_yoyo%' or c.relname like 'yoyo\_%')
   loop
     execute format('revoke all on public.%I from public', v_table);
     if v_api is not null then
