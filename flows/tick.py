@@ -66,7 +66,10 @@ def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: 
 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
 def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> Outcomes:
-    return Outcomes(BookingStore().deduct(run_id, batch, dry_run))
+    """A real tick's outcomes are in tick_results; only a dry run's come back (Prefect keeps every
+    batch's result until the flow ends: at 100k bookings, the tick's peak memory)."""
+    outcomes = BookingStore().deduct(run_id, batch, dry_run)
+    return Outcomes(outcomes if dry_run else [])
 
 
 @task(task_run_name="reinstate cancelled sessions", **RETRIES)
@@ -149,8 +152,7 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     failed_batches = 0
     for future in futures:
         try:
-            outcomes = future.result().items
-            results += outcomes if dry_run else []
+            results += future.result().items
         except Exception:
             failed_batches += 1
     if failed_batches:

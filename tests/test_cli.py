@@ -160,7 +160,7 @@ def test_seeded_texts_read_naturally(db, prefect_api):
     bodies = db.execute(
         """select m.kind, m.body, exists (select 1 from client_purchases p where p.client_id = m.client_id
                   and p.payment_status = 'succeeded' and (p.expires_at is null or p.expires_at > %s))
-           from sms_messages m where m.status = 'queued'""", (T,)).fetchall()
+           from sms_messages m where m.status = 'scheduled'  -- waiting for a provider""", (T,)).fetchall()
     feedback = [(body, has_pack) for kind, body, has_pack in bodies if kind == "feedback_request"]
     assert any(has_pack for _, has_pack in feedback) and not all(has_pack for _, has_pack in feedback)
     for body, has_pack in feedback:
