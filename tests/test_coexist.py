@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from booking_cron import database, schema
+from booking_cron import schema
 from booking_cron.audit import audit
 from tests import supabase as app
 
@@ -23,16 +23,11 @@ DENIED = (psycopg.errors.InsufficientPrivilege,)
 
 @pytest.fixture(scope="module")
 def app_db(server_url):
-    name = f"booking_cron_supabase_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url, name)
-    try:
-        app.load(url)
+    with app.app_database(server_url, "booking_cron_supabase") as url:
         upgrade = subprocess.run([sys.executable, "-m", "booking_cron", "db", "upgrade"], capture_output=True,
                                  text=True, env={**os.environ, "DATABASE_URL": url}, timeout=120)
         assert upgrade.returncode == 0, upgrade.stderr
         yield url
-    finally:
-        database.drop_database(server_url, name)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg

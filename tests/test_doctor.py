@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from booking_cron import database
 from tests import supabase as app
 
 
@@ -31,13 +30,8 @@ def doctor(url: str) -> tuple[int, set[tuple[str, str]], list[dict]]:
 
 @pytest.fixture(scope="module")
 def app_db(server_url):
-    name = f"booking_cron_doctor_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url, name)
-    try:
-        app.load(url)
+    with app.app_database(server_url, "booking_cron_doctor") as url:
         yield url
-    finally:
-        database.drop_database(server_url, name)
 
 
 def test_doctor_names_each_hazard_and_passes_after_upgrade(app_db):

@@ -10,7 +10,6 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 
 from tests import factories as f
 from tests.faultkit import (  # noqa: F401 (fixtures)

@@ -3,13 +3,12 @@ keeps the data, and from then on the ledger balances whoever writes the packs.""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import psycopg
 import pytest
 
-from booking_cron import database, schema
+from booking_cron import schema
 from booking_cron.audit import audit
 from tests import supabase as app
 from tests.factories import T
@@ -17,13 +16,8 @@ from tests.factories import T
 
 @pytest.fixture
 def app_database(server_url):
-    name = f"booking_cron_app_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url, name)
-    try:
-        app.load(url)
+    with app.app_database(server_url, "booking_cron_app") as url:
         yield url
-    finally:
-        database.drop_database(server_url, name)
 
 
 def past_booking(conn, org: app.Org, client: str, pack: str) -> str:

@@ -28,6 +28,20 @@ def load(url: str) -> None:
 
 
 @contextmanager
+def app_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database built like the app's, dropped afterwards; yields its URL."""
+    from booking_cron import database
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = database.create_database(server_url, name)
+    try:
+        load(url)
+        yield url
+    finally:
+        database.drop_database(server_url, name)
+
+
+@contextmanager
 def api(conn: psycopg.Connection, role: str, user: str | None = None) -> Iterator[psycopg.Connection]:
     """One API request: its own transaction as `role` (with `user` as auth.uid()), rolled back on error."""
     claims = {"role": role, **({"sub": user} if user else {})}
