@@ -254,6 +254,17 @@ def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
     return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
 
 
+def _texting_orgs(cur) -> tuple[dict[str, OrgTexting], dict[str, list[Schedule]]]:
+    """Orgs that text and their schedules, after rewriting hand-stored suppressions in E.164 so that
+    they match the numbers texts go to."""
+    normalise_suppressions(cur)
+    orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
+    schedules: dict[str, list[Schedule]] = {}
+    for row in cur.execute(SCHEDULES):
+        schedules.setdefault(row[1], []).append(Schedule(*row))
+    return orgs, schedules
+
+
 class Outbox:
     def __init__(self, url: str | None = None):
         self.url = database.resolve_url(url)
@@ -265,11 +276,7 @@ class Outbox:
         """Orgs that text, their schedules, candidate bookings and keys already in the outbox
         (suppressions stored by hand are first rewritten in E.164, so that they match)."""
         with self._cursor(dry_run) as cur:
-            normalise_suppressions(cur)
-            orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
-            schedules: dict[str, list[Schedule]] = {}
-            for row in cur.execute(SCHEDULES):
-                schedules.setdefault(row[1], []).append(Schedule(*row))
+            orgs, schedules = _texting_orgs(cur)
             ahead = lookahead(schedules)
             bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead, "shard": shard.index, "shards": shard.count})]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
@@ -278,11 +285,7 @@ class Outbox:
     def replay_inputs(self, first: datetime, last: datetime, shard: Shard = ALL) -> ReplayInputs:
         """What replay_texts needs for the slots from `first` to `last` (one backfill day)."""
         with self._cursor() as cur:
-            normalise_suppressions(cur)
-            orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
-            schedules: dict[str, list[Schedule]] = {}
-            for row in cur.execute(SCHEDULES):
-                schedules.setdefault(row[1], []).append(Schedule(*row))
+            orgs, schedules = _texting_orgs(cur)
             ahead = lookahead(schedules)
             params = {"first": first, "last": last, "ahead": ahead, "shard": shard.index, "shards": shard.count}
             bookings = [BookingForTexts(*row) for row in cur.execute(REPLAY_BOOKINGS, params)] if orgs else []
