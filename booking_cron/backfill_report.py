@@ -28,6 +28,7 @@ class Totals:
     failed_slots: list[str] = field(default_factory=list)
     completed: int = 0
     deducted: int = 0
+    reinstated: int = 0
     not_deducted: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
@@ -40,6 +41,7 @@ class Totals:
             self.slots_with_work += bool(summary.get("results"))
             self.completed += summary.get("completed", 0)
             self.deducted += summary.get("deducted", 0)
+            self.reinstated += summary.get("reinstated", 0)
             for key in COUNTED:
                 _merge(getattr(self, key), summary.get(key, {}))
 
@@ -70,6 +72,8 @@ class Totals:
                    + (f", {len(self.failed_slots)} failed" if self.failed_slots else ""))
         if self.not_deducted:
             out.append("  not deducted: " + _counts(self.not_deducted))
+        if self.reinstated:
+            out.append(f"  sessions given back (cancelled after deduction): {self.reinstated}")
         if self.rejected:
             out.append("  rejected: " + _counts(self.rejected))
         for label in ("queued", "sent", "failed"):
@@ -108,7 +112,7 @@ def summary_markdown(totals: Totals, title: str) -> str:
     lines += ["## Totals", "", "| | |", "|---|---:|", f"| slots in range | {totals.slots} |",
               f"| slots ticked | {totals.ticked} |", f"| slots with work | {totals.slots_with_work} |",
               f"| skipped (already ticked) | {totals.skipped} |", f"| completed | {totals.completed} |",
-              f"| deducted | {totals.deducted} |"]
+              f"| deducted | {totals.deducted} |", f"| sessions given back | {totals.reinstated} |"]
     lines += [f"| not deducted: {k} | {v} |" for k, v in sorted(totals.not_deducted.items())]
     for label in ("queued", "sent", "failed"):
         lines += [f"| texts {label}: {k} | {v} |" for k, v in sorted(getattr(totals, label).items())]

@@ -239,3 +239,19 @@ def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of
     assert (again["slots"], again["ticked"], again["skipped"], again["state"]) == (4, 0, 4, "Completed")
     bad = CliRunner().invoke(app, args[:3] + ["--end", START.isoformat()])
     assert bad.exit_code == 2 and "after" in bad.output
+
+
+def test_a_backfill_gives_back_the_session_of_a_booking_cancelled_after_deduction_once(db, prefect_api):
+    org = f.org(db)
+    client = f.client(db, org)
+    pack = f.pack(db, org, client, total=5)
+    taken = f.booking(db, org, client, pack, start=START + timedelta(hours=1))
+    tick(tick_at=START + timedelta(hours=3))
+    assert f.sessions_used(db, pack) == 1
+    db.execute("update bookings set status = 'cancelled' where id = %s", (taken,))
+    totals = backfill(start=START + timedelta(days=1), end=START + timedelta(days=3), every="1h")
+    again = backfill(start=START + timedelta(days=1), end=START + timedelta(days=3), every="1h", force=True)
+    assert f.sessions_used(db, pack) == 0
+    assert totals["reinstated"] == 1 and again["reinstated"] == 0
+    assert [r for r in f.results(db, taken) if "reinstated" in r]
+    assert not audit(db)
