@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from booking_cron.attention import attention_items, attention_line
+
 COUNTED = ("not_deducted", "rejected", "queued", "sent", "failed")
-# Reasons a pack was not deducted that an operator should act on (no_pack is normal).
-ATTENTION_REASONS = ("unpaid", "expired", "exhausted", "not_found", "purchase_mismatch", "not_a_pack")
 
 
 @dataclass
@@ -46,22 +46,17 @@ class Totals:
                 _merge(getattr(self, key), summary.get(key, {}))
 
     def attention(self) -> dict[str, int]:
-        """What needs an operator: packs not deducted for a reason to act on, rejected rows, failed texts."""
-        out = {f"{reason.replace('_', ' ')} pack": n for reason, n in self.not_deducted.items()
-               if reason in ATTENTION_REASONS}
-        out.update({f"rejected: {reason.replace('_', ' ')}": n for reason, n in self.rejected.items()})
-        out.update({f"{kind.replace('_', ' ')} failed": n for kind, n in self.failed.items()})
-        return out
+        """What needs an operator, judged as a tick judges it (booking_cron.attention)."""
+        return {label: n for label, n, _ in attention_items(self.as_dict())}
 
     def headline(self) -> str:
         """One line, for the flow run's state message and the command's first line."""
         verb = "would tick" if self.dry_run else "ticked"
         done = f"{self.ticked} slots {verb}" + (f", {self.skipped} already done" if self.skipped else "")
         work = f"{self.completed} completed, {self.deducted} deducted, {sum(self.sent.values())} texts sent"
-        attention = self.attention()
-        if attention:
-            work += f"; {sum(attention.values())} need attention: " + ", ".join(
-                f"{n} {what}" for what, n in sorted(attention.items(), key=lambda kv: -kv[1]))
+        items = attention_items(self.as_dict())
+        if items:
+            work += f"; {attention_line(items)}"
         return f"{done}: {work}"
 
     def lines(self) -> list[str]:
