@@ -78,19 +78,6 @@ def prefect_server(port: int, database_url: str | None = None) -> Iterator[str]:
         log.close()
 
 
-@contextmanager
-def prefect_database(server: str) -> Iterator[str]:
-    """A scratch PostgreSQL database with pg_trgm for a Prefect server; dropped afterwards."""
-    name = f"bench_prefect_{uuid.uuid4().hex[:8]}"
-    url = database.create_database(server, name)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("create extension if not exists pg_trgm")
-        yield url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    finally:
-        database.drop_database(server, name)
-
-
 def timed_cli(args: list[str], db: str, api: str) -> dict:
     """One whole `booking-cron` process; its wall time and its --json output."""
     env = {k: v for k, v in os.environ.items() if k != "BOOKING_CRON_COUNT_STATEMENTS"}
@@ -130,7 +117,7 @@ def run(server: str, bookings: int = 9000, port: int | None = None) -> dict:
             timed_cli(["run", "--at", (start - timedelta(days=1)).isoformat()], source, api)  # warm caches, no work
             tick = timed_cli(["run", "--at", last_slot.isoformat()], tick_db, api)
             backfill = timed_cli(backfill_args, backfill_db, api)
-        with prefect_database(server) as prefect_pg, prefect_server(port + 1, prefect_pg) as api:
+        with database.scratch_prefect_database(server) as prefect_pg, prefect_server(port + 1, prefect_pg) as api:
             on_postgres = timed_cli(backfill_args, pg_db, api)
         same = digests(tick_db) == digests(backfill_db) == digests(pg_db)
         with psycopg.connect(backfill_db) as conn:

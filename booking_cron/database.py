@@ -90,6 +90,22 @@ def drop_database(url: str, dbname: str) -> None:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
 
 
+@contextmanager
+def scratch_prefect_database(server: str) -> Iterator[str]:
+    """A new database on `server` for a Prefect API server (SQLAlchemy asyncpg URL), with the
+    `pg_trgm` extension Prefect needs; dropped afterwards. Raises if the server lacks pg_trgm."""
+    import uuid
+
+    name = f"prefect_scratch_{uuid.uuid4().hex[:10]}"
+    url = create_database(server, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create extension if not exists pg_trgm")
+        yield url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        drop_database(server, name)
+
+
 def resolve_url(url: str | None = None) -> str:
     return url or config.database_url_from_env() or embedded_url()
 

@@ -34,7 +34,7 @@ from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 from booking_cron.texts.replay import History, replay_texts
-from flows.tick import RETRIES
+from flows.tick import KEEP_RESULT, RETRIES
 
 
 def backfill_run_name() -> str:
@@ -128,7 +128,7 @@ def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: lis
     return summaries
 
 
-@flow(name="backfill", flow_run_name=backfill_run_name)
+@flow(name="backfill", flow_run_name=backfill_run_name, **KEEP_RESULT)
 def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool = False, force: bool = False,
              shard: str | None = None):
     """The outcome of one tick per slot in [start, end), oldest first; returns the totals."""

@@ -29,6 +29,10 @@ from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 
+# The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
+# started the run can read it from the state the API returns: after a retried state update the
+# API answers with its own copy of the state, which holds a result only if one was kept.
+KEEP_RESULT = dict(persist_result=True, result_serializer="json")
 RETRIES = dict(retries=3, retry_delay_seconds=config.retry_delays(), retry_jitter_factor=0.5, cache_policy=NO_CACHE)
 
 
@@ -117,7 +121,7 @@ def publish_results(run_id: str, summary: dict) -> None:
                              description=f"What the tick at {utc_time(summary['tick_at'])} did, and what needs attention")
 
 
-@flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), **KEEP_RESULT)
 def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = "run", shard: str | None = None):
     """One tick at `tick_at` (default: the scheduled time). Returns the summary (counts);
     per-booking results are in tick_results and in this run's artifacts."""

@@ -7,13 +7,19 @@ The session creates its own database, migrates it, and drops it at the end.
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 import uuid
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 import psycopg
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The flows keep their summaries in Prefect's result storage: a scratch directory, not ~/.prefect.
+os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", tempfile.mkdtemp(prefix="booking-cron-results-"))
 
 from booking_cron import database, schema  # noqa: E402
 
@@ -43,16 +49,62 @@ def database_url(server_url):
 
 
 @pytest.fixture(scope="session")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api(server_url):
+    """A real Prefect API for the session's flow runs, without flow-run heartbeats (nothing
+    watches for crashed runs here, and each run would pay up to a second at exit: Prefect 3.8
+    joins a heartbeat thread that sleeps in 1 s steps).
 
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    On a PostgreSQL server with pg_trgm (CI's) the API keeps its state in a scratch database
+    there: Prefect's SQLite backend, under the test harness, locks under load ("database is
+    locked") and each flow run costs several times more. Otherwise Prefect's own test harness.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    # No flow-run heartbeats in tests: nothing watches for crashed runs here, and each run would
-    # pay up to a second at exit (Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps).
-    with prefect_test_harness(server_startup_timeout=60), \
-            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield PREFECT_API_URL.value()
+    with ExitStack() as stack:
+        stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+        if server_url != database.embedded_url() and has_pg_trgm(server_url):
+            yield stack.enter_context(prefect_api_on_postgres(server_url))
+        else:
+            from prefect.testing.utilities import prefect_test_harness
+
+            from prefect.settings import PREFECT_API_URL
+
+            stack.enter_context(prefect_test_harness(server_startup_timeout=60))
+            yield PREFECT_API_URL.value()
+
+
+def has_pg_trgm(server_url: str) -> bool:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        return conn.execute("select exists (select from pg_available_extensions where name = 'pg_trgm')").fetchone()[0]
+
+
+@contextmanager
+def prefect_api_on_postgres(server_url: str) -> Iterator[str]:
+    """What `prefect_test_harness` does, with a PostgreSQL database instead of a SQLite file."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+
+    with ExitStack() as stack:
+        url = stack.enter_context(database.scratch_prefect_database(server_url))
+        stack.enter_context(temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url}))
+        server = SubprocessASGIServer(port=free_port())
+        server.start(timeout=120)
+        stack.callback(server.stop)
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+        # threads the tests start (overlap, crash) see these settings too
+        stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
+        yield server.api_url
+        APILogWorker.drain_all()  # before the server stops: no connection errors at exit
+        EventsWorker.drain_all()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -34,6 +34,20 @@ def test_a_booking_is_completed_and_deducted_exactly_once_across_repeated_ticks(
     assert audit(db) == []
 
 
+def test_the_summary_can_be_read_from_the_apis_copy_of_the_final_state(db, member):
+    # After a retried state update the API answers with its own copy of the state (CI once saw
+    # `booking-cron run` fail this way with MissingResult); that copy must lead to the summary.
+    from prefect import get_client
+
+    f.booking(db, *member, f.pack(db, *member))
+    state = tick(tick_at=T, return_state=True)
+    with get_client(sync_client=True) as client:
+        api_state = client.read_flow_run(state.state_details.flow_run_id).state
+    assert api_state.is_completed()
+    assert api_state.result() == state.result()
+    assert (api_state.result()["completed"], api_state.result()["deducted"]) == (1, 1)
+
+
 def test_concurrent_ticks_deduct_each_booking_once(db, member, prefect_api):
     packs = [f.pack(db, *member, total=20) for _ in range(5)]
     bookings = [f.booking(db, *member, packs[i % 5], start=T - timedelta(hours=2, minutes=i)) for i in range(40)]
