@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -60,7 +61,11 @@ def statements_sent() -> int:
 
 def embedded_url(data_dir: Path | None = None) -> str:
     """Start (or attach to) the embedded server; pgserver ships the PostgreSQL binaries."""
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
+        # (containers, CI) it warns and uses /tmp/runtime-<uid>, which is fine for the server
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver
 
     path = (data_dir or config.data_dir()) / "pg"
     path.mkdir(parents=True, exist_ok=True)

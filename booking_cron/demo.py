@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime, timezone
+from typing import Sequence
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
-
 from rich.table import Table
 
 from booking_cron import database, schema
 from booking_cron.audit import audit
 from booking_cron.sandbox import TwilioSandbox
-from booking_cron.seed import seed
+from booking_cron.seed import QUIET_HOURS, TIMEZONES, seed
 from booking_cron.texts.phones import mask_phone
+from booking_cron.texts.quiet_hours import in_quiet_hours
 from booking_cron.webhooks.app import BackgroundServer
 
 DEMO_DATABASE = "booking_cron_demo"
@@ -59,6 +61,19 @@ def _print_texts(console: Console, messages: list[dict], outbox: dict[str, str],
                   + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no texts"))
 
 
+def daytime_zones(now: datetime, zones: Sequence[str], count: int) -> list[str]:
+    """`count` of `zones`, those with the most daytime left before their quiet hours first (the
+    sender checks quiet hours on the wall clock, so a demo run at night elsewhere sends nothing)."""
+    start, end = QUIET_HOURS
+
+    def daytime_left(zone: str) -> float:
+        local = now.astimezone(ZoneInfo(zone))
+        hour = local.hour + local.minute / 60
+        return -1.0 if in_quiet_hours(now, zone, start, end) else (start - hour) % 24
+
+    return sorted(zones, key=daytime_left, reverse=True)[:count]
+
+
 def _ticks_and_audit(console: Console) -> int:
     from booking_cron.cli import run_tick
 
@@ -68,11 +83,14 @@ def _ticks_and_audit(console: Console) -> int:
     os.environ["DATABASE_URL"] = url
     schema.upgrade(url)
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    zones = daytime_zones(now, TIMEZONES, 3)
     with database.connection(url) as conn:
-        counts = seed(conn, orgs=3, clients=40, bookings=200, seed=7, at=now)
+        counts = seed(conn, orgs=3, clients=40, bookings=200, seed=7, at=now, timezones=zones)
     console.print(f"embedded PostgreSQL under {database.config.data_dir()}/pg, database {DEMO_DATABASE}")
     console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, "
                   f"{counts.bookings} bookings around {now.isoformat()}")
+    console.print(f"the orgs are in {', '.join(zones)}: where it is daytime now, so that texts go out "
+                  f"(no texts from {QUIET_HOURS[0]}:00 to {QUIET_HOURS[1]:02d}:00 local)")
 
     console.rule("first tick")
     if run_tick(now, dry_run=False, as_json=False, trigger="demo"):

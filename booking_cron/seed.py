@@ -12,10 +12,12 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
+from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import psycopg
 
+QUIET_HOURS = (21, 8)  # every seeded org's quiet hours, local: no texts from 21:00 to 08:00
 TIMEZONES = ["Australia/Brisbane", "Australia/Sydney", "Australia/Perth", "Pacific/Auckland",
              "Europe/London", "America/New_York"]
 BUSINESSES = ["Peak Form PT", "Harbour Strength", "Iron & Oak Coaching", "Coastal Pilates",
@@ -65,14 +67,15 @@ def _booking_status(rng: random.Random, in_past: bool) -> str:
 
 
 def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings: int = 200,
-         seed: int = 7, at: datetime) -> SeedCounts:
+         seed: int = 7, at: datetime, timezones: Sequence[str] = TIMEZONES) -> SeedCounts:
+    """Orgs take `timezones` in turn."""
     rng = random.Random(seed)
     org_rows, settings, sms_settings, schedules = [], [], [], []
     for n in range(orgs):
         org_id = _uuid(rng)
         org_rows.append((org_id, f"{BUSINESSES[n % len(BUSINESSES)]}" + (f" {n // len(BUSINESSES) + 1}" if n >= len(BUSINESSES) else "")))
-        settings.append((org_id, TIMEZONES[n % len(TIMEZONES)]))
-        sms_settings.append((org_id, n % 5 != 4, f"+6128{n:07d}"[:12], 21, 8))
+        settings.append((org_id, timezones[n % len(timezones)]))
+        sms_settings.append((org_id, n % 5 != 4, f"+6128{n:07d}"[:12], *QUIET_HOURS))
         schedules.append((_uuid(rng), org_id, "pre_session", "1 hour before", 60, PRE_SESSION, True))
         schedules.append((_uuid(rng), org_id, "post_session", "90 min after", 90, POST_SESSION, True))
         if n % 2 == 0:

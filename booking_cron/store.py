@@ -69,6 +69,7 @@ recorded as (
   on conflict do nothing
 )
 select o.id::text, o.step, o.outcome, o.reason from outcomes o
+where %(all)s or o.outcome <> 'completed'
 """
 
 DEDUCT_SESSIONS = """
@@ -147,12 +148,14 @@ class BookingStore:
             return [DueBooking(*row) for row in cur]
 
     def complete(self, run_id: str, booking_ids: Sequence[str], dry_run: bool = False,
-                 runs: Sequence[str] | None = None) -> list[StepResult]:
-        """Complete by id list; `runs` (a backfill's) records each booking under its own slot's run."""
+                 runs: Sequence[str] | None = None, all_outcomes: bool = True) -> list[StepResult]:
+        """Complete by id list; `runs` (a backfill's) records each booking under its own slot's run.
+        Every outcome is recorded; without `all_outcomes` only those other than `completed` come
+        back (at 100k bookings, the list would be the tick's peak memory)."""
         if not booking_ids:
             return []
         with self._transaction(dry_run) as cur:
-            cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id,
+            cur.execute(COMPLETE_BOOKINGS, {"ids": list(booking_ids), "run": run_id, "all": all_outcomes,
                                             "runs": list(runs) if runs is not None else None})
             results = [StepResult(*row) for row in cur]
             crash_point("mid_complete")
