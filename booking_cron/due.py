@@ -77,6 +77,14 @@ def on_a_pack(bookings: Iterable[DueBooking]) -> list[DueBooking]:
     return [b for b in bookings if b.purchase_id is not None]
 
 
+def owed_after_completion(plan: Triage, not_completed: Iterable[str]) -> list[DueBooking]:
+    """What a tick deducts once its complete step ran: the bookings on a pack it completed (all it
+    was given except `not_completed`, which the app changed meanwhile) and those an earlier tick
+    completed without deducting."""
+    skip = set(not_completed)
+    return [b for b in on_a_pack(plan.to_complete) if b.id not in skip] + on_a_pack(plan.to_deduct_only)
+
+
 def deduction_batches(bookings: Sequence[DueBooking], size: int) -> list[list[DueBooking]]:
     """Batches of about `size` bookings, ordered by pack, never splitting a pack's bookings.
 

@@ -84,6 +84,11 @@ class Outcomes:
 CountKey = tuple[str, str, str | None, bool]
 
 
+def not_completed(results: Iterable[StepResult]) -> set[str]:
+    """The bookings a complete step was given and did not complete."""
+    return {r.booking_id for r in results if r.step == COMPLETE and r.outcome != "completed"}
+
+
 def summarize(flow_run_id: str, tick_at: str, results: Iterable[StepResult], dry_run: bool = False) -> TickSummary:
     """Counts by step and outcome from per-booking results (a dry run's, held in memory)."""
     results = list(results)

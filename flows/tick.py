@@ -21,10 +21,10 @@ from blocks import load_blocks_into_environment
 from booking_cron import config, database
 from booking_cron.artifacts import results_table, summary_markdown, utc_time
 from booking_cron.attention import state_message
-from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, on_a_pack, triage
+from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, owed_after_completion, triage
 from booking_cron.faults import crash_point
 from booking_cron.report import results_frame
-from booking_cron.results import COMPLETE, Outcomes, StepResult, summarize, summarize_counts
+from booking_cron.results import Outcomes, StepResult, not_completed, summarize, summarize_counts
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
@@ -145,10 +145,8 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     crash_point("between_complete_and_deduct")
     # Per-booking results are in tick_results; only a dry run (which records nothing) counts them here.
     results += completion if dry_run else []
-    not_completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome != "completed"}
-    del completion
-    owed = [b for b in on_a_pack(plan.to_complete) if b.id not in not_completed] + on_a_pack(plan.to_deduct_only)
-    del plan, not_completed, ids  # 100k-booking lists: the peak memory of a big tick
+    owed = owed_after_completion(plan, not_completed(completion))
+    del plan, completion, ids  # 100k-booking lists: the peak memory of a big tick
 
     batches = deduction_batches(owed, config.batch_size())
     futures = deduct_sessions.map(

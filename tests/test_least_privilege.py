@@ -91,7 +91,7 @@ def test_the_tick_role_runs_every_statement_of_a_tick(db, as_tick):
     cur.execute("insert into tick_runs (flow_run_id, tick_at, trigger) values (%s, %s, 'test')", (run, T))
     cur.execute(store.FETCH_DUE, {"tick_at": T, "shard": 0, "shards": 1})
     assert [r[0] for r in cur.fetchall()] == [b]
-    cur.execute(store.COMPLETE_BOOKINGS, {"ids": [b], "run": run, "runs": None})
+    cur.execute(store.COMPLETE_BOOKINGS, {"ids": [b], "run": run, "runs": None, "all": True})
     assert ("complete", "completed") in [r[1:3] for r in cur.fetchall()]
     cur.execute(store.DEDUCT_SESSIONS, {"purchases": [pack], "ids": [b], "run": run, "runs": [run]})
     assert cur.fetchall() == [(b, "deducted")]

@@ -15,8 +15,8 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from booking_cron.due import ALL, deduction_batches, on_a_pack, triage
-from booking_cron.results import COMPLETE
+from booking_cron.due import ALL, deduction_batches, owed_after_completion, triage
+from booking_cron.results import not_completed
 from flows.tick import (
     complete_bookings, deduct_sessions, fetch_due_bookings, record_rejections, record_tick_start, summarize_tick,
 )
@@ -91,9 +91,8 @@ def partial_tick(at, stop: str | None = None, batch_size: int = 2) -> None:
     completion = complete_bookings.fn(run, ids, len(ids), False).items
     if stop == "after_complete":
         return
-    completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
-    owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed] + on_a_pack(plan.to_deduct_only)
-    for n, batch in enumerate(deduction_batches(owed, batch_size), start=1):
+    for n, batch in enumerate(deduction_batches(owed_after_completion(plan, not_completed(completion)), batch_size),
+                              start=1):
         deduct_sessions.fn(run, batch, n, 0, False)
         if stop == "after_first_batch":
             return
