@@ -4,12 +4,14 @@ twilio SDK's RequestValidator, state read back from PostgreSQL and from the sand
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import httpx
+import psycopg
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -143,6 +145,26 @@ def test_a_receipt_for_an_unknown_message_is_answered_and_ignored(db, hooks):
     row, _, _ = sent_text(db)
     assert post(hooks, "/twilio/status", receipt("SM" + uuid.uuid4().hex, "delivered")).status_code == 204
     assert text_state(db, row) == ("sent", None)
+
+
+def test_a_receipt_that_overtakes_the_senders_commit_is_applied_once_the_sid_is_recorded(db, hooks, database_url):
+    row, sid, _ = sent_text(db)
+    # as the sender leaves it mid-send: claimed, the provider's sid not committed yet
+    db.execute("update sms_messages set status = 'sending', provider_message_id = null, sent_at = null, "
+               "locked_until = now() + interval '1 minute' where id = %s", (row,))
+
+    def sender_commits():
+        time.sleep(0.5)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("update sms_messages set status = 'sent', provider_message_id = %s, sent_at = now() "
+                         "where id = %s", (sid, row))
+
+    committer = threading.Thread(target=sender_commits)
+    committer.start()
+    response = post(hooks, "/twilio/status", receipt(sid, "delivered"))
+    committer.join()
+    assert response.status_code == 204
+    assert text_state(db, row) == ("delivered", None)
 
 
 # --- replies --------------------------------------------------------------------------------------

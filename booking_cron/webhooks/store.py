@@ -7,6 +7,7 @@ replayed reply finds its row and changes nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from booking_cron import database
@@ -79,7 +80,30 @@ class Reply:
     orgs: int = 0
 
 
-def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None = None) -> Receipt:
+# A callback can overtake the sender: the provider may call back before the sender's transaction,
+# which records the MessageSid once the provider accepted the text, has committed. While a text
+# is mid-send, a receipt for an unknown MessageSid waits for it this long (Twilio waits 15 s).
+OVERTAKEN_WAIT = 3.0
+
+SENDING_NOW = "select exists (select from public.sms_messages where status = 'sending')"
+
+
+def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None = None,
+                  wait: float = OVERTAKEN_WAIT) -> Receipt:
+    deadline = time.monotonic() + wait
+    while True:
+        receipt = _apply_receipt(sid, reported, error_code, url)
+        if receipt.outcome != "unknown_message" or time.monotonic() >= deadline or not _sending_now(url):
+            return receipt
+        time.sleep(0.1)
+
+
+def _sending_now(url: str | None) -> bool:
+    with database.connection(url) as conn:
+        return conn.execute(SENDING_NOW).fetchone()[0]
+
+
+def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None) -> Receipt:
     with database.transaction(url) as cur:
         cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
         row = cur.execute(TEXT_BY_SID, (sid,)).fetchone()
