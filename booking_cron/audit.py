@@ -29,6 +29,9 @@ LEDGER_DISAGREES = """
         group by cp.id, cp.sessions_used
         having coalesce(cp.sessions_used, 0) <> coalesce(sum(su.sessions) filter (where su.released_at is null), 0)"""
 
+# A later finished tick `r` covered booking `b`'s org: it ticked every org, or the org's shard.
+COVERS_ORG = "(r.shard_count = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), r.shard_count) = r.shard_index)"
+
 # (invariant name, query returning (subject, detail) rows)
 CHECKS: list[tuple[str, str]] = [
     ("ledger_matches_sessions_used", LEDGER_DISAGREES),
@@ -44,11 +47,11 @@ CHECKS: list[tuple[str, str]] = [
         select tc.booking_id::text,
                case when tc.deduction is null then 'completed by a tick, no deduction outcome after a later finished tick'
                     else 'recorded as deducted but has no ledger row' end
-        from public.tick_completions tc
+        from public.tick_completions tc join public.bookings b on b.id = tc.booking_id
         where tc.purchase_id is not null
           and ((tc.deduction is null and exists (
                   select 1 from public.tick_runs r
-                  where r.state = 'finished' and r.started_at > tc.completed_at))
+                  where r.state = 'finished' and r.started_at > tc.completed_at and """ + COVERS_ORG + """))
                or (tc.deduction = 'deducted' and not exists (
                   select 1 from public.session_usage su where su.booking_id = tc.booking_id)))"""),
     ("one_text_per_booking_kind_schedule", """
@@ -98,7 +101,8 @@ CHECKS: list[tuple[str, str]] = [
         from public.session_usage su join public.bookings b on b.id = su.booking_id
         where b.status = 'cancelled' and su.released_at is null
           and exists (select 1 from public.tick_runs r
-                      where r.state = 'finished' and r.started_at > coalesce(b.cancelled_at, b.updated_at))"""),
+                      where r.state = 'finished' and r.started_at > coalesce(b.cancelled_at, b.updated_at)
+                        and """ + COVERS_ORG + """)"""),
 ]
 
 

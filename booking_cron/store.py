@@ -209,13 +209,8 @@ class BookingStore:
         self.record_results(run_id, results, dry_run, runs)
         return results
 
-    def start_run(self, run_id: str, tick_at: datetime, trigger: str) -> None:
-        with self._transaction() as cur:
-            cur.execute(
-                """insert into public.tick_runs (flow_run_id, tick_at, trigger) values (%s, %s, %s)
-                   on conflict (flow_run_id) do update set state = 'running', finished_at = null""",
-                (run_id, tick_at, trigger),
-            )
+    def start_run(self, run_id: str, tick_at: datetime, trigger: str, shard: Shard = ALL) -> None:
+        self.start_runs([run_id], [tick_at], trigger, shard)
 
     def finish_run(self, run_id: str, state: str, summary: dict | None) -> None:
         with self._transaction() as cur:
@@ -225,24 +220,29 @@ class BookingStore:
                 (state, json.dumps(summary) if summary is not None else None, run_id),
             )
 
-    def finished_ticks(self, tick_times: Sequence[datetime]) -> set[datetime]:
-        """Which of these tick times already had a tick that finished (any trigger, not a dry run)."""
+    def finished_ticks(self, tick_times: Sequence[datetime], shard: Shard = ALL) -> set[datetime]:
+        """Which of these tick times already had a tick that finished (any trigger, not a dry run)
+        for every org of `shard`: a tick of all orgs, or of that same shard."""
         with self._transaction() as cur:
             cur.execute(
                 """select distinct tick_at from public.tick_runs
-                   where state = 'finished' and tick_at = any(%s::timestamptz[])""",
-                (list(tick_times),),
+                   where state = 'finished' and tick_at = any(%(times)s::timestamptz[])
+                     and (shard_count = 1 or (shard_count = %(shards)s and shard_index = %(shard)s))""",
+                {"times": list(tick_times), "shard": shard.index, "shards": shard.count},
             )
             return {row[0] for row in cur}
 
-    def start_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str) -> None:
-        """start_run for many slots at once (a backfill's day)."""
+    def start_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str,
+                   shard: Shard = ALL) -> None:
+        """Record ticks as running (many slots at once for a backfill's day), with the shard they cover."""
         with self._transaction() as cur:
             cur.execute(
-                """insert into public.tick_runs (flow_run_id, tick_at, trigger)
-                   select * from unnest(%s::uuid[], %s::timestamptz[], %s::text[])
+                """insert into public.tick_runs (flow_run_id, tick_at, trigger, shard_index, shard_count)
+                   select r, t, %(trigger)s, %(shard)s, %(shards)s
+                   from unnest(%(runs)s::uuid[], %(times)s::timestamptz[]) as x(r, t)
                    on conflict (flow_run_id) do update set state = 'running', finished_at = null""",
-                (list(run_ids), list(tick_times), [trigger] * len(run_ids)),
+                {"runs": list(run_ids), "times": list(tick_times), "trigger": trigger,
+                 "shard": shard.index, "shards": shard.count},
             )
 
     def finish_runs(self, summaries: dict[str, dict]) -> None:

@@ -45,8 +45,8 @@ def backfill_run_name() -> str:
 
 
 @task(task_run_name="find finished slots", **RETRIES)
-def find_finished_slots(slots: list[datetime]) -> set[datetime]:
-    return BookingStore().finished_ticks(slots)
+def find_finished_slots(slots: list[datetime], shard: Shard) -> set[datetime]:
+    return BookingStore().finished_ticks(slots, shard)
 
 
 class Day:
@@ -65,7 +65,7 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     store, history = BookingStore(), history.copy()
     runs = {slot: slot_run_id(parent, slot) for slot in day}
     if not dry_run:
-        store.start_runs(list(runs.values()), day, "backfill")
+        store.start_runs(list(runs.values()), day, "backfill", shard)
     due = store.fetch_due(day[-1], shard)
     plan, slot_of, rejected_at = assign_slots(due, day, todo, dry_run)
     by_id = {b.id: b for b in due}
@@ -136,7 +136,7 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
     load_blocks_into_environment()
     scope = Shard.parse(shard)
     slots = tick_slots(start, end, parse_every(every))
-    finished = find_finished_slots(slots)  # a dry run reports what the real one would do: the same slots
+    finished = find_finished_slots(slots, scope)  # a dry run reports what the real one would do: the same slots
     todo = slots_to_run(slots, finished, force)
     days = by_day(todo)
     totals = Totals(slots=len(slots), skipped=len(slots) - len(todo), dry_run=dry_run)

@@ -95,8 +95,8 @@ def send_texts(run_id: str, tick_at: datetime, batch_no: int, shard: Shard) -> l
 
 
 @task(task_run_name="record tick start", **RETRIES)
-def record_tick_start(run_id: str, tick_at: datetime, trigger: str) -> None:
-    BookingStore().start_run(run_id, tick_at, trigger)
+def record_tick_start(run_id: str, tick_at: datetime, trigger: str, shard: Shard = Shard()) -> None:
+    BookingStore().start_run(run_id, tick_at, trigger, shard)
 
 
 @task(task_run_name="summarize tick", **RETRIES)
@@ -134,7 +134,7 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     tick_at, scope = resolve_tick_at(tick_at), Shard.parse(shard)
     run_id = str(flow_run.id)
     if not dry_run:
-        record_tick_start(run_id, tick_at, trigger)
+        record_tick_start(run_id, tick_at, trigger, scope)
 
     plan = triage(fetch_due_bookings(tick_at, scope))
     crash_point("after_fetch")

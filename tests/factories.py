@@ -24,6 +24,14 @@ def org(conn: psycopg.Connection, name: str = "Peak Form PT", tz: str = "Austral
     return org_id
 
 
+
+def org_in_shard(conn: psycopg.Connection, shard: int, shards: int) -> str:
+    """A new org whose id hashes to `shard` (0-based) of `shards`, as the tick's SQL hashes it."""
+    while True:
+        org_id = org(conn)
+        if conn.execute("select mod(abs(hashtextextended(%s::text, 0)), %s)", (org_id, shards)).fetchone()[0] == shard:
+            return org_id
+
 def client(conn: psycopg.Connection, org_id: str, name: str = "Ava Nguyen", phone: str | None = "+61412345678",
            **cols) -> str:
     client_id = str(uuid.uuid4())

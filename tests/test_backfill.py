@@ -255,3 +255,23 @@ def test_a_backfill_gives_back_the_session_of_a_booking_cancelled_after_deductio
     assert totals["reinstated"] == 1 and again["reinstated"] == 0
     assert [r for r in f.results(db, taken) if "reinstated" in r]
     assert not audit(db)
+
+
+def test_a_shards_backfill_skips_only_the_slots_that_shard_or_a_whole_tick_finished(db, prefect_api):
+    first, second = f.org_in_shard(db, 0, 2), f.org_in_shard(db, 1, 2)
+    owed = {}
+    for org in (first, second):
+        client = f.client(db, org)
+        pack = f.pack(db, org, client, total=5)
+        owed[org] = (f.booking(db, org, client, pack, start=START + timedelta(hours=1)), pack)
+    window = dict(start=START + timedelta(hours=2), end=START + timedelta(hours=6), every="1h")
+
+    one = backfill(shard="1/2", **window)
+    two = backfill(shard="2/2", **window)  # shard 1's ticks covered none of shard 2's orgs
+    assert (one["skipped"], two["skipped"]) == (0, 0)
+    for booking, pack in owed.values():
+        assert f.status(db, booking) == "completed" and f.sessions_used(db, pack) == 1
+    assert backfill(shard="2/2", **window)["skipped"] == 4  # its own finished slots
+    assert backfill(**window)["skipped"] == 0  # the whole range for every org: no tick covered all
+    assert backfill(shard="1/2", **window)["skipped"] == 4  # now a tick of every org finished each slot
+    assert not audit(db)

@@ -121,6 +121,20 @@ def test_an_unfinished_deduction_is_an_audit_violation_once_a_later_tick_finishe
     assert [v.invariant for v in audit(db)] == ["tick_completions_deducted_or_explained"]
 
 
+
+def test_a_crashed_tick_is_repaired_by_the_next_tick_of_its_shard_and_audit_waits_for_it(db, prefect_api):
+    orgs = {shard: f.org_in_shard(db, shard, 2) for shard in (0, 1)}
+    client = f.client(db, orgs[1])
+    pack = f.pack(db, orgs[1], client)
+    b = f.booking(db, orgs[1], client, pack)
+    complete_bookings.fn(str(uuid.uuid4()), [b], 1, False)  # a tick that died before deducting
+    assert tick(tick_at=T + timedelta(minutes=10), shard="1/2")["deducted"] == 0  # not this org's shard
+    assert audit(db) == []  # no tick that covers the org has finished since: nothing is owed yet
+    assert tick(tick_at=T + timedelta(minutes=10), shard="2/2")["deducted"] == 1
+    assert f.sessions_used(db, pack) == 1 and audit(db) == []
+    runs = db.execute("select shard_index, shard_count from tick_runs where state = 'finished' order by 1").fetchall()
+    assert runs == [(0, 2), (1, 2)]
+
 def test_cancelled_pending_future_and_app_completed_bookings_are_untouched(db, member):
     pack = f.pack(db, *member)
     untouched = {
