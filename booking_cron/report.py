@@ -24,17 +24,23 @@ select r.flow_run_id::text as flow_run_id, date_trunc('second', t.tick_at) as ti
        b.status as booking_status, r.step, r.outcome, r.reason, r.detail->>'to' as to,
        date_trunc('second', r.recorded_at) as recorded_at, c.phone as phone, bs.timezone as timezone,
        nullif(s.label, '') as schedule
-from public.tick_results r
+from (
+  -- the rows to show, cut first: the other joins then run for those rows only
+  select r.flow_run_id, r.booking_id, r.step, r.outcome, r.reason, r.detail, r.recorded_at
+  from public.tick_results r
+  left join public.bookings b on b.id = r.booking_id
+  where (%(run)s::uuid is null or r.flow_run_id = %(run)s::uuid)
+    and (%(booking)s::uuid is null or r.booking_id = %(booking)s::uuid)
+  order by {order}
+  limit %(limit)s
+) r
 left join public.tick_runs t on t.flow_run_id = r.flow_run_id
 left join public.bookings b on b.id = r.booking_id
 left join public.clients c on c.id = b.client_id
 left join public.orgs o on o.id = b.org_id
 left join public.booking_settings bs on bs.org_id = b.org_id
 left join public.sms_schedules s on r.step like 'text:%%' and s.id::text = split_part(r.step, ':', 3)
-where (%(run)s::uuid is null or r.flow_run_id = %(run)s::uuid)
-  and (%(booking)s::uuid is null or r.booking_id = %(booking)s::uuid)
 order by {order}
-limit %(limit)s
 """
 CHRONOLOGICAL = "r.recorded_at, r.booking_id, r.step"
 FAILURES_FIRST = failures_first_sql("r.outcome", "r.reason") + ", r.reason, b.start_time, r.booking_id, r.step"
