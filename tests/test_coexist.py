@@ -188,6 +188,31 @@ def test_the_books_balance_whoever_writes_the_pack(conn, tick):
     assert audit(conn) == []
 
 
+def test_a_client_can_cancel_an_upcoming_booking_but_not_take_back_a_completed_session(conn, tick):
+    a = app.org(conn, "Client Side")
+    c = app.client(conn, a)
+    user = app.client_user(conn, c)
+    pack = app.add_package(conn, a, c)
+    done = booking(conn, a, c, pack)
+    upcoming = booking(conn, a, c, pack, ends=NOW + timedelta(days=2))
+    tick()
+    assert used(conn, pack) == 1
+    assert app.client_sets_status(conn, user, upcoming) == 1       # the client app's cancel still works
+    before = snapshot(conn)
+    for status in ("cancelled", "confirmed", "no_show"):           # hostile: change a completed booking
+        with pytest.raises(DENIED, match="only the org's trainers"):
+            app.client_sets_status(conn, user, done, status)
+    assert snapshot(conn) == before
+    fresh = booking(conn, a, c, pack, ends=NOW + timedelta(days=3))
+    with pytest.raises(DENIED):                                     # nor complete one before the tick
+        app.client_sets_status(conn, user, fresh, "completed")
+    summary = tick()
+    assert summary["reinstated"] == 0 and used(conn, pack) == 1
+    app.cancel(conn, a, done)                                       # the trainer still can: one back
+    assert tick()["reinstated"] == 1 and used(conn, pack) == 0
+    assert audit(conn) == []
+
+
 def test_reinstate_after_cancelling_gives_that_bookings_session_back_once(conn, tick):
     a = app.org(conn, "Once Only")
     c = app.client(conn, a)

@@ -113,6 +113,22 @@ def cancel(conn: psycopg.Connection, org: Org, booking: str) -> None:
         conn.execute("update bookings set status = 'cancelled' where id = %s", (booking,))
 
 
+def client_user(conn: psycopg.Connection, client_id: str) -> str:
+    """The client's own login (the client app signs them in): their auth user id."""
+    user = str(uuid.uuid4())
+    conn.execute("insert into auth.users (id, email) values (%s, %s)", (user, f"{user}@example.com"))
+    conn.execute("update clients set auth_user_id = %s where id = %s", (user, client_id))
+    return user
+
+
+def client_sets_status(conn: psycopg.Connection, user: str, booking: str, status: str = "cancelled") -> int:
+    """The client app's "Cancel Booking" (status 'cancelled'), or any status a client could write
+    through the API with the same policy; the number of rows it changed."""
+    with api(conn, "authenticated", user):
+        return conn.execute("update bookings set status = %s, cancelled_at = now() where id = %s",
+                            (status, booking)).rowcount
+
+
 def queue_app_text(conn: psycopg.Connection, org: Org, client_id: str, booking: str, key: str,
                    sent: bool = False) -> None:
     """cron-sms-reminders (service_role): insert_sms_direct with the app's key; `sent` as its worker leaves it."""
