@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
+from booking_cron.due import org_shard_sql
 from booking_cron.sms.outbox import TEXT_IDENTITY
 
 
@@ -30,7 +31,7 @@ LEDGER_DISAGREES = """
         having coalesce(cp.sessions_used, 0) <> coalesce(sum(su.sessions) filter (where su.released_at is null), 0)"""
 
 # A later finished tick `r` covered booking `b`'s org: it ticked every org, or the org's shard.
-COVERS_ORG = "(r.shard_count = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), r.shard_count) = r.shard_index)"
+COVERS_ORG = f"(r.shard_count = 1 or {org_shard_sql('b.org_id', 'r.shard_count')} = r.shard_index)"
 
 # (invariant name, query returning (subject, detail) rows)
 CHECKS: list[tuple[str, str]] = [

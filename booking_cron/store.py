@@ -12,7 +12,7 @@ from typing import Sequence
 
 
 from booking_cron import database
-from booking_cron.due import ALL, DueBooking, Rejected, Shard
+from booking_cron.due import ALL, DueBooking, Rejected, Shard, in_shard_sql
 from booking_cron.faults import crash_point
 from booking_cron.results import COMPLETE, DEDUCT, REINSTATE, CountKey, StepResult
 
@@ -22,16 +22,16 @@ def loadable_time(column: str) -> str:
 
 
 # Rows with such times come back with null times; triage rejects them.
-FETCH_DUE = """
+FETCH_DUE = ("""
 select b.id::text, b.purchase_id::text, {start}, {end}, false
 from public.bookings b
-where b.status = 'confirmed' and b.end_time <= %(tick_at)s and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """
 union all
 select b.id::text, b.purchase_id::text, {start}, {end}, true
 from public.tick_completions tc
 join public.bookings b on b.id = tc.booking_id
-where tc.deduction is null and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
-""".format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"))
+where tc.deduction is null and """ + in_shard_sql("b.org_id") + """
+""").format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"))
 
 # %(runs)s: a backfill's per-booking slot run ids, parallel to the ids; null means %(run)s for all.
 SLOT_RUNS = """
@@ -104,7 +104,7 @@ with owed as (
   select su.purchase_id, su.booking_id
   from public.session_usage su join public.bookings b on b.id = su.booking_id
   where b.status = 'cancelled' and su.released_at is null
-    and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+    and """ + in_shard_sql("b.org_id") + """
 ),
 given as (
   select r.booking_id, r.outcome

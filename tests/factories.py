@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
+from booking_cron.due import org_shard_sql
+
 T = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
 
@@ -29,7 +31,7 @@ def org_in_shard(conn: psycopg.Connection, shard: int, shards: int) -> str:
     """A new org whose id hashes to `shard` (0-based) of `shards`, as the tick's SQL hashes it."""
     while True:
         org_id = org(conn)
-        if conn.execute("select mod(abs(hashtextextended(%s::text, 0)), %s)", (org_id, shards)).fetchone()[0] == shard:
+        if conn.execute(f"select {org_shard_sql('%s', '%s')}", (org_id, shards)).fetchone()[0] == shard:
             return org_id
 
 def client(conn: psycopg.Connection, org_id: str, name: str = "Ava Nguyen", phone: str | None = "+61412345678",

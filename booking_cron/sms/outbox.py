@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import psycopg
 
 from booking_cron import database
-from booking_cron.due import ALL, Shard
+from booking_cron.due import ALL, Shard, in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
 from booking_cron.texts.replay import Pack, PackBooking, ReplayInputs
@@ -41,7 +41,7 @@ with candidates as (
   where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
       or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
     and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00'  -- others are rejected, not texted
-    and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+    and """ + in_shard_sql("b.org_id") + """
 ),
 packs as (
   select cp.client_id, sum(coalesce(cp.sessions_used, 0))::int as used,
@@ -116,7 +116,7 @@ where b.status in ('confirmed', 'completed')
   and ((b.start_time > %(first)s and b.start_time <= %(last)s + %(ahead)s)
     or (b.end_time > %(first)s - interval '48 hours' and b.end_time <= %(last)s))
   and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00' and isfinite(b.end_time)
-  and (%(shards)s = 1 or mod(abs(hashtextextended(b.org_id::text, 0)), %(shards)s) = %(shard)s)
+  and """ + in_shard_sql("b.org_id") + """
 """
 
 REPLAY_PACKS = """
@@ -173,7 +173,7 @@ returning m.idempotency_key
 CLAIM = """
 with due as (
   select m.id, m.status as was, m.locked_until as was_until from public.sms_messages m
-  where m.kind is not null and (%(shards)s = 1 or mod(abs(hashtextextended(m.org_id::text, 0)), %(shards)s) = %(shard)s)
+  where m.kind is not null and """ + in_shard_sql("m.org_id") + """
     and ((m.status = 'scheduled' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
       or (m.status = 'sending' and m.locked_until < %(now)s))
   order by m.scheduled_for, m.id
