@@ -51,6 +51,7 @@ def in_shard_sql(org: str) -> str:
     """SQL: the org id `org` is in the shard given as the parameters %(shard)s of %(shards)s."""
     return f"(%(shards)s = 1 or {org_shard_sql(org, '%(shards)s')} = %(shard)s)"
 
+
 ALL = Shard()
 
 

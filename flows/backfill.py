@@ -27,8 +27,8 @@ from prefect.utilities.annotations import quote
 from blocks import load_blocks_into_environment
 from booking_cron import config
 from booking_cron.backfill_report import Totals, day_row, progress_bar, summary_markdown
-from booking_cron.due import Shard, deduction_batches, on_a_pack
-from booking_cron.results import COMPLETE, StepResult, summarize, summarize_counts
+from booking_cron.due import Shard, Triage, deduction_batches, owed_after_completion
+from booking_cron.results import StepResult, not_completed, summarize, summarize_counts
 from booking_cron.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
@@ -74,19 +74,20 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     results: list[tuple[datetime, StepResult]] = list(
         zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
 
-    ids = [b.id for b in plan.to_complete if b.id in slot_of]
+    # what this day's ticks see: the bookings that have a slot in it
+    today = Triage([b for b in plan.to_complete if b.id in slot_of],
+                   [b for b in plan.to_deduct_only if b.id in slot_of], [])
+    ids = [b.id for b in today.to_complete]
     completion = store.complete(runs[day[0]], ids, dry_run, [runs[slot_of[i]] for i in ids])
     results += [(slot_of[r.booking_id], r) for r in completion]
-    completed = {r.booking_id for r in completion if r.step == COMPLETE and r.outcome == "completed"}
-    owed = [b for b in on_a_pack(plan.to_complete) if b.id in completed]
-    owed += [b for b in on_a_pack(plan.to_deduct_only) if b.id in slot_of]
-    for batch in deduction_batches(owed, config.batch_size()):
+    skipped = not_completed(completion)
+    for batch in deduction_batches(owed_after_completion(today, skipped), config.batch_size()):
         for result in store.deduct(runs[day[0]], batch, dry_run, [runs[slot_of[b.id]] for b in batch]):
             slot = slot_of[result.booking_id]
             results.append((slot, result))
             if result.outcome == "deducted":
                 history.deducted[by_id[result.booking_id].purchase_id].append(slot)
-    history.completed_at.update({i: slot_of[i] for i in completed})
+    history.completed_at.update({i: slot_of[i] for i in ids if i not in skipped})
     # sessions of bookings cancelled since they were taken come back at the day's first slot, as its tick would
     results += [(day[0], r) for r in store.reinstate_cancelled(runs[day[0]], shard, dry_run)]
     results += queue_and_send_texts(runs, day, dry_run, shard, history)
