@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from flows.tick import tick
 from tests import factories as f
+from tests.conftest import free_port
 from tests.factories import T
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,12 +166,6 @@ def test_the_table_is_capped_and_says_where_the_rest_is(db, prefect_api, monkeyp
     summary = tick(tick_at=T)
     markdown = flow_run_artifacts(summary["flow_run_id"])["tick-summary"].data
     assert "The `tick-results` table shows 4 of 10 per-booking results (failures first)." in markdown
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
