@@ -33,17 +33,17 @@ DAYS = 30
 TIMEZONES = ("Australia/Brisbane", "Europe/London", "America/New_York")
 
 
-def load_month(url: str, bookings: int) -> dict:
+def load_month(url: str, bookings: int, end: datetime = END) -> dict:
     """seed() around the middle of the range: three orgs in three time zones, packs some expired or
     unpaid, bookings in every status across the 30 days; texts on for the first org only."""
     with psycopg.connect(url, autocommit=True) as conn:
-        counts = seed(conn, orgs=3, clients=bookings // 10, bookings=bookings, seed=17, at=END - timedelta(days=15))
+        counts = seed(conn, orgs=3, clients=bookings // 10, bookings=bookings, seed=17, at=end - timedelta(days=15))
         orgs = [o for (o,) in conn.execute("select id from public.orgs order by name")]
         for org, tz in zip(orgs, TIMEZONES):
             conn.execute("update public.booking_settings set timezone = %s where org_id = %s", (tz, org))
             conn.execute("update public.sms_settings set enabled = %s where org_id = %s", (org == orgs[0], org))
         due = conn.execute("select count(*) from public.bookings where status = 'confirmed' and end_time < %s",
-                           (END,)).fetchone()[0]
+                           (end,)).fetchone()[0]
     analyze(url)
     return {"bookings": counts.bookings, "clients": counts.clients, "packs": counts.packs, "due_in_range": due}
 
@@ -102,9 +102,13 @@ def copies(server: str, source: str, n: int) -> list[str]:
     return [database.with_database(server, name) for name in names]
 
 
-def run(server: str, bookings: int = 9000, port: int | None = None) -> dict:
+def run(server: str, bookings: int = 9000, port: int | None = None, days: int = DAYS,
+        on_postgres: bool = True) -> dict:
+    """A backfill of the `days` days before END over the month's data (seed() puts `bookings` in the
+    four weeks around END - 15 days, so the days before hold none: a year is the month's work plus
+    335 days without any); `on_postgres`: also the backfill on a PostgreSQL-backed Prefect server."""
     port = port or int(os.environ.get("BENCH_PREFECT_PORT", "4600"))
-    start, end = END - timedelta(days=DAYS), END
+    start, end = END - timedelta(days=days), END
     last_slot = end - timedelta(minutes=10)
     name = f"bench_month_{uuid.uuid4().hex[:8]}"
     source = database.create_database(server, name)
@@ -117,17 +121,19 @@ def run(server: str, bookings: int = 9000, port: int | None = None) -> dict:
             timed_cli(["run", "--at", (start - timedelta(days=1)).isoformat()], source, api)  # warm caches, no work
             tick = timed_cli(["run", "--at", last_slot.isoformat()], tick_db, api)
             backfill = timed_cli(backfill_args, backfill_db, api)
-        with database.scratch_prefect_database(server) as prefect_pg, prefect_server(port + 1, prefect_pg) as api:
-            on_postgres = timed_cli(backfill_args, pg_db, api)
-        same = digests(tick_db) == digests(backfill_db) == digests(pg_db)
+        if on_postgres:
+            with database.scratch_prefect_database(server) as prefect_pg, prefect_server(port + 1, prefect_pg) as api:
+                on_postgres = timed_cli(backfill_args, pg_db, api)
+        same = digests(tick_db) == digests(backfill_db) == (digests(pg_db) if on_postgres else digests(tick_db))
         with psycopg.connect(backfill_db) as conn:
             outbox = dict(conn.execute("select status, count(*) from public.sms_messages group by 1").fetchall())
         slots = backfill["output"]["slots"]
         return {"data": data, "slots": slots, "tick_seconds": tick["seconds"], "tick": tick["output"],
                 "backfill_seconds": backfill["seconds"], "backfill": backfill["output"],
-                "postgres_backfill_seconds": on_postgres["seconds"], "same_end_state": same, "outbox": outbox,
+                "postgres_backfill_seconds": on_postgres["seconds"] if on_postgres else None,
+                "same_end_state": same, "outbox": outbox, "days": days,
                 "per_slot_ms": 1000 * backfill["seconds"] / slots,
-                "postgres_per_slot_ms": 1000 * on_postgres["seconds"] / slots}
+                "postgres_per_slot_ms": 1000 * on_postgres["seconds"] / slots if on_postgres else None}
     finally:
         database.close_pools()
         for db in (name, f"{name}_copy0", f"{name}_copy1", f"{name}_copy2"):

@@ -7,7 +7,10 @@ in this process, each on its own freshly loaded database with the same data.
 
 from __future__ import annotations
 
+import os
+
 from bench import baselines
+from bench.backfill import timed_cli
 from bench.data import load_due
 from bench.env import T, scratch_database
 from bench.runner import tick_in_subprocess
@@ -24,6 +27,18 @@ def tick_at_size(server: str, n: int) -> dict:
     if state != {"completed": loaded["due"], "sessions_used": loaded["due"]}:
         raise RuntimeError(f"unexpected end state after the tick: {state}")
     return {**result, "n": n, "loaded": loaded}
+
+
+def process_at_size(server: str, n: int) -> dict:
+    """A whole `booking-cron run --at T --json` process (interpreter start-up, imports, the flow and
+    its Prefect server calls), as an operator or a worker runs it, over n due bookings."""
+    with scratch_database(server, f"process_{n}") as url:
+        loaded = load_due(url, n)
+        result = timed_cli(["run", "--at", T.isoformat()], url, os.environ["PREFECT_API_URL"])
+        state = baselines.end_state(url)
+    if state != {"completed": loaded["due"], "sessions_used": loaded["due"]}:
+        raise RuntimeError(f"`booking-cron run` over {n} due bookings left {state}")
+    return {**result, "n": n}
 
 
 def raw_baseline(server: str, n: int, repeats: int = 3) -> dict:

@@ -5,7 +5,9 @@
 - `booking-cron-twilio`: TwilioCredentials (ours; the built-in twilio-sms block is a
   notification block for fixed recipients), the auth token a SecretStr.
 
-A flow run loads them by name when they exist and falls back to the environment otherwise.
+Explicit settings win over the blocks (booking_cron/wiring.py has the rule for every command): a
+flow run loads a block only for what its environment does not set, DATABASE_URL for the database,
+TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (both) for Twilio.
 """
 
 from __future__ import annotations
@@ -69,25 +71,45 @@ def _load(block_type: type[Block], name: str) -> Block | None:
         return None
 
 
+def saved_database_url() -> str | None:
+    """The URL the `booking-cron-db` block holds on the current Prefect API, None without one."""
+    db = _load(SqlAlchemyConnector, DATABASE_BLOCK)
+    return url_from_connector(db) if db is not None else None
+
+
 _BLOCKS_TTL = 60.0
 _last_load: tuple[float, list[str]] | None = None
+_from_blocks: dict[str, str] = {}  # what this process took from a block, not from its environment
+
+
+def _explicit(*names: str) -> bool:
+    """Whether the environment itself sets all of `names` (not an earlier block load)."""
+    return all(os.environ.get(name) and os.environ[name] != _from_blocks.get(name) for name in names)
+
+
+def _set_from_block(**values: str) -> None:
+    os.environ.update(values)
+    _from_blocks.update(values)
 
 
 def load_blocks_into_environment(refresh: bool = False) -> list[str]:
     """Put the saved blocks' settings into this process's environment (which every adapter
-    reads); returns the names of the blocks found. Secrets stay in memory, never in logs.
+    reads) where the environment does not set them itself: explicit settings win. Returns the
+    names of the blocks used. Secrets stay in memory, never in logs.
 
     Looked up at most once a minute per process: a backfill's slots need not ask again."""
     global _last_load
     if not refresh and _last_load and time.monotonic() - _last_load[0] < _BLOCKS_TTL:
         return _last_load[1]
     used = []
-    if (db := _load(SqlAlchemyConnector, DATABASE_BLOCK)) is not None:
-        os.environ["DATABASE_URL"] = url_from_connector(db)
+    explicit_database = _explicit("DATABASE_URL") or os.environ.get("BOOKING_CRON_EMBEDDED_DATABASE")
+    if not explicit_database and (url := saved_database_url()) is not None:
+        _set_from_block(DATABASE_URL=url)
         used.append(DATABASE_BLOCK)
-    if (twilio := _load(TwilioCredentials, TWILIO_BLOCK)) is not None:
-        os.environ.update(TWILIO_ACCOUNT_SID=twilio.account_sid,
-                          TWILIO_AUTH_TOKEN=twilio.auth_token.get_secret_value(), TWILIO_API_URL=twilio.api_url)
+    if not _explicit("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") and \
+            (twilio := _load(TwilioCredentials, TWILIO_BLOCK)) is not None:
+        _set_from_block(TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token.get_secret_value(),
+                        TWILIO_API_URL=twilio.api_url)
         used.append(TWILIO_BLOCK)
     _last_load = (time.monotonic(), used)
     return used

@@ -3,22 +3,34 @@
 The same rows feed the `tick-results` table artifact, `booking-cron results` and the table
 `booking-cron run` prints, so the three read alike: what happened and why first, raw ids last,
 session times in the org's own time zone, phone numbers masked, no microseconds, no NaN.
+Text that came from the database stays raw in these rows; each output escapes it where it meets
+it (booking_cron.operator_text): the artifacts here as markdown, the terminal in report.py.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import pandas as pd
 
-from booking_cron.attention import WHAT_TO_DO, attention_items, headline, needs_attention
+from booking_cron.attention import (ATTENTION, ATTENTION_MARK, WHAT_TO_DO, attention_items, headline,
+                                    needs_attention, rank)
+from booking_cron.due import ALL, Shard
+from booking_cron.operator_text import markdown_text
 from booking_cron.results import step_label
 from booking_cron.texts.quiet_hours import load_zone
 
 # Columns of a presented row, in reading order; raw ids last.
 COLUMNS = ("outcome", "reason", "step", "client", "phone", "session start", "schedule", "org", "booking status",
            "tick", "booking id", "flow run id")
-ARTIFACT_COLUMNS = ("outcome", "reason", "step", "client", "session start", "schedule", "org", "booking id")
+# The artifact's first column marks the rows that need attention, which otherwise read like routine ones.
+ARTIFACT_COLUMNS = ("attention", "outcome", "reason", "step", "client", "session start", "schedule", "org",
+                    "booking id")
+# Cells booking-cron formats itself (a time, a uuid): every other cell may hold database text.
+OWN_CELLS = ("session start", "tick", "booking id", "flow run id")
+# mask_phone's own form: "+", digits and one run of stars, which markdown cannot pair into emphasis.
+_MASKED_PHONE = re.compile(r"\+?[0-9]*\**[0-9]*")
 
 
 def blank(value) -> bool:
@@ -52,10 +64,22 @@ def utc_time(when) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def artifact_row(row: dict) -> dict:
-    """A presented row for the table artifact: the client cell carries the (masked) phone."""
-    client = f"{row['client']} ({row['phone']})" if row["phone"] else row["client"]
-    return {c: client if c == "client" else row[c] for c in ARTIFACT_COLUMNS}
+def attention_mark(record: dict) -> str:
+    """ATTENTION_MARK for a per-booking result (a row of report.results_frame) that needs attention, else ''."""
+    reason = None if blank(record.get("reason")) else record["reason"]
+    return ATTENTION_MARK if rank(record.get("outcome"), reason) == ATTENTION else ""
+
+
+def artifact_row(row: dict, attention: str) -> dict:
+    """A presented row for the table artifact, `attention` in its first cell: the client cell carries
+    the (masked) phone. The UI renders string cells as markdown, so database text is escaped as markdown."""
+    cells = {"attention": attention}
+    cells |= {c: row[c] if c in OWN_CELLS else markdown_text(row[c]) for c in ARTIFACT_COLUMNS[1:]}
+    phone = row["phone"]
+    if phone:
+        phone = phone if _MASKED_PHONE.fullmatch(phone) else markdown_text(phone)
+        cells["client"] = f"{cells['client']} ({phone})"
+    return cells
 
 
 def present(record: dict) -> dict:
@@ -81,9 +105,15 @@ def present_frame(results: pd.DataFrame) -> list[dict]:
     return [present(record) for record in results.to_dict("records")]
 
 
+def artifact_key(base: str, shard: Shard = ALL) -> str:
+    """`tick-results`, or `tick-results-shard-2-of-4` for a shard's run: each shard's artifacts are
+    versioned under their own key, so the UI lists one shard's ticks together."""
+    return base if shard.count == 1 else f"{base}-shard-{shard.index + 1}-of-{shard.count}"
+
+
 def results_table(results: pd.DataFrame, limit: int) -> list[dict]:
     """Rows for the `tick-results` table artifact: the first `limit`, artifact columns only."""
-    return [artifact_row(row) for row in present_frame(results.head(limit))]
+    return [artifact_row(present(record), attention_mark(record)) for record in results.head(limit).to_dict("records")]
 
 
 def summary_markdown(summary: dict, total_rows: int, shown_rows: int, run_id: str) -> str:
@@ -112,7 +142,7 @@ def _attention_section(summary: dict) -> list[str]:
     rejected = summary.get("rejected", {})
     if rejected:
         lines += ["", "Rejected bookings by reason: "
-                  + ", ".join(f"{words(r)} {n}" for r, n in sorted(rejected.items(), key=lambda i: -i[1])) + "."]
+                  + ", ".join(f"{_md(r)} {n}" for r, n in sorted(rejected.items(), key=lambda i: -i[1])) + "."]
     return lines + [""]
 
 
@@ -122,16 +152,35 @@ def _texts_section(summary: dict) -> list[str]:
     if not (reasons or sent or queued or any(receipts.values())):
         return []
     lines = ["## Texts", "", "| text | sent | queued this tick |", "|---|---:|---:|"]
-    lines += [f"| {words(kind)} | {sent.get(kind, 0)} | {queued.get(kind, 0)} |"
+    lines += [f"| {_md(kind)} | {sent.get(kind, 0)} | {queued.get(kind, 0)} |"
               for kind in sorted(set(sent) | set(queued))]
     rows = [(outcome, reason, n) for outcome, by_reason in reasons.items() for reason, n in by_reason.items()]
     if rows:
         lines += ["", "Texts that did not go out, by reason:", "", "| outcome | reason | count |", "|---|---|---:|"]
-        lines += [f"| {words(o)} | {words(r)} | {n} |" for o, r, n in sorted(rows, key=lambda x: (x[0], -x[2], x[1]))]
-    if any(receipts.values()):
+        lines += [f"| {_md(o)} | {_md(r)} | {n} |" for o, r, n in sorted(rows, key=lambda x: (x[0], -x[2], x[1]))]
+    if summary.get("reconciled"):
+        lines += ["", f"Texts of unknown fate reconciled this tick (found at the provider, or never went): "
+                      f"{summary['reconciled']}."]
+    if receipts_off(summary):
+        lines += ["", receipts_off(summary)]
+    elif any(receipts.values()):
         lines += ["", "Receipts of texts sent in the 48 hours before this tick:", "", "| receipt | texts |", "|---|---:|"]
-        lines += [f"| {words(k)} | {n} |" for k, n in receipts.items()]
+        lines += [f"| {_md(k)} | {n} |" for k, n in receipts.items()]
     return lines + [""]
+
+
+def receipts_off(summary: dict) -> str | None:
+    """What to say when the tick's sends asked Twilio for no delivery receipts (BOOKING_CRON_PUBLIC_URL
+    unset) and texts went out: their receipts are not late, they are off. None otherwise."""
+    receipts = summary.get("receipts") or {}
+    if summary.get("receipts_requested", True) or not any(receipts.values()):
+        return None
+    sent = sum(receipts.values())
+    return (f"Receipts are off: BOOKING_CRON_PUBLIC_URL is unset, so sends ask Twilio for no delivery receipts "
+            f"(of the {sent} text{'' if sent == 1 else 's'} sent in the 48 hours before this tick, those sent so "
+            "stay \"sent\"). "
+            "To turn them on, run `booking-cron webhooks` where Twilio can reach it and set "
+            "BOOKING_CRON_PUBLIC_URL to its public URL wherever ticks run (README: Twilio webhooks).")
 
 
 def count_rows(summary: dict) -> list[tuple[str, str, str | None, int]]:
@@ -152,5 +201,11 @@ def count_rows(summary: dict) -> list[tuple[str, str, str | None, int]]:
 
 def _counts_section(summary: dict) -> list[str]:
     lines = ["## Completions and deductions", "", "| step | outcome | reason | count |", "|---|---|---|---:|"]
-    lines += [f"| {step} | {words(o)} | {words(r)} | {n} |" for step, o, r, n in count_rows(summary) if step != "texts"]
+    lines += [f"| {step} | {_md(o)} | {_md(r)} | {n} |" for step, o, r, n in count_rows(summary) if step != "texts"]
     return lines + [""]
+
+
+def _md(code) -> str:
+    """A code the tick recorded (a reason, an outcome, a kind of text) in words, as markdown text:
+    some come from the database or from the SMS provider's answer."""
+    return markdown_text(words(code))

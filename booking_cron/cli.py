@@ -1,23 +1,133 @@
-"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, doctor, demo, deploy, serve, webhooks)."""
+"""`booking-cron`: the command line of the contract (db upgrade, seed, run, results, audit, doctor, demo, deploy, serve,
+webhooks, prefect)."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from typing import Optional
 
+import click
+import httpx
+import psycopg
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
-from booking_cron import database, schema
+from booking_cron import config, database, prefect_api, schema, wiring
+from booking_cron.operator_text import terminal_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+DATABASE_REFUSED = 1  # the exit status when the database refuses (see BookingCron.invoke)
+PREFECT_REFUSED = 1  # the exit status when the Prefect API does not answer
+DEBUG_ENV = "BOOKING_CRON_DEBUG"
+
+
+def _plain(text: str) -> str:
+    """One line of plain text: whitespace runs become one space, other control characters are escaped
+    (database messages quote names that anyone with a login may have chosen)."""
+    text = " ".join(str(text).split())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def refusal_lines(error: BaseException) -> list[str]:
+    """What to print for a database refusal: what failed, naming the database (host, port, database
+    and user, never the password), then what to do."""
+    debug = f"(--debug or {DEBUG_ENV}=1 shows the traceback)"
+    if isinstance(error, database.DatabaseRefused):
+        return [f"booking-cron: {_plain(error)}", f"  {_plain(error.hint or 'check DATABASE_URL')} {debug}"]
+    url = database.current_url()
+    where = f"the bookings database at {database.safe_url(url)}" if url else "the bookings database"
+    diag = getattr(error, "diag", None)
+    message = (diag.message_primary if diag is not None else None) or (str(error).strip().splitlines() or [""])[0]
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        first = f"{where} refused: {message}"
+        hint = "connect as a role that has it (the database owner, who owns booking-cron's objects), or grant it"
+    elif isinstance(error, psycopg.OperationalError):
+        first = f"{where} failed: {message}"
+        hint = "check that the server is up and try again"
+    else:
+        first = f"{where} answered with an error: {message}" + (f" ({sqlstate})" if sqlstate else "")
+        hint = "the server's log has the statement"
+    return [f"booking-cron: {_plain(first)}", f"  {hint} {debug}"]
+
+
+def prefect_refusal_lines(error: BaseException) -> list[str]:
+    """What to print when the Prefect API does not answer: its URL and what failed, then what to do."""
+    if not isinstance(error, prefect_api.PrefectUnreachable):
+        error = prefect_api.unreachable(prefect_api.explicit_api_url() or "(unknown)", error)
+    return [f"booking-cron: {_plain(error)}", f"  {error.hint} (--debug or {DEBUG_ENV}=1 shows the traceback)"]
+
+
+class BookingCron(TyperGroup):
+    """The command group: database refusals become one or two lines, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command. When the database refuses (unreachable, no such database or role, a
+        failed login, a missing privilege, or any other error PostgreSQL or psycopg raise), print
+        what failed, naming the database without its password, and what to do, on stderr; exit 1.
+        With --debug or BOOKING_CRON_DEBUG=1 the exception propagates with its traceback instead.
+        Usage errors keep typer's exit 2; other exceptions keep their traceback."""
+        try:
+            return super().invoke(ctx)
+        except (database.DatabaseRefused, psycopg.Error) as error:
+            if ctx.params.get("debug"):
+                raise
+            for line in refusal_lines(error):
+                click.echo(line, err=True)
+            raise typer.Exit(DATABASE_REFUSED) from None
+        except (prefect_api.PrefectUnreachable, httpx.ConnectError, httpx.ConnectTimeout) as error:
+            if ctx.params.get("debug"):
+                raise
+            for line in prefect_refusal_lines(error):
+                click.echo(line, err=True)
+            raise typer.Exit(PREFECT_REFUSED) from None
+
+
+def wire(machine: bool = False, prefect: bool = False, db: bool = True, say: bool = True) -> wiring.Source | None:
+    """The bookings database (db) and the Prefect API (prefect) by the one rule (booking_cron/wiring.py),
+    each checked to answer, then named in the command's first lines: on stdout, or on stderr when the
+    output is machine-readable (machine). Without DATABASE_URL the saved block is looked up on the
+    Prefect API (the local server only if it exists). A database taken from the block becomes this
+    process's DATABASE_URL, so the flow run here uses the database this line named."""
+    if db and (explicit := config.database_url_from_env()):
+        database.probe(explicit)  # a refused database fails at once, before any Prefect server is asked
+    api = None
+    if prefect:
+        api = prefect_api.api()
+    elif db and not wiring.explicit_database():
+        api = prefect_api.api(start_local=False)
+    if api is not None:
+        prefect_api.check_reachable(api)
+    source = wiring.database_source(api) if db else None
+    if source is not None:
+        if source.origin != "DATABASE_URL":
+            database.probe(source.url)
+        if source.origin != "DATABASE_URL" and not source.origin.startswith("embedded"):
+            os.environ["DATABASE_URL"] = source.url
+    for line in wiring.first_lines(source, api) if say else []:
+        (errors if machine else console).print(line, markup=False, highlight=False, soft_wrap=True)
+    return source
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=BookingCron,
+                  pretty_exceptions_show_locals=False)  # locals would show DATABASE_URL's password
 db_app = typer.Typer(no_args_is_help=True, help="Schema commands.")
 app.add_typer(db_app, name="db")
 blocks_app = typer.Typer(no_args_is_help=True, help="Prefect blocks for the database and Twilio.")
 app.add_typer(blocks_app, name="blocks")
 console = Console(stderr=False)
 errors = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", envvar=DEBUG_ENV,
+                               help="show the traceback when the database refuses (default: one or two lines)"),
+) -> None:
+    pass
 
 
 def parse_time(value: Optional[str]) -> Optional[datetime]:
@@ -36,7 +146,7 @@ def parse_time(value: Optional[str]) -> Optional[datetime]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema; safe to repeat."""
-    applied = schema.upgrade(database.resolve_url())
+    applied = schema.upgrade(wire().url)
     console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
 
@@ -51,8 +161,8 @@ def seed_command(
     """Realistic synthetic data around T (applies pending migrations first)."""
     from booking_cron.seed import seed as load_seed
 
-    url = database.resolve_url()
-    schema.upgrade(url)
+    url = wire().url
+    schema.upgrade(url, "seed (db upgrade first)")
     with database.connection(url) as conn:
         counts = load_seed(conn, orgs=orgs, clients=clients, bookings=bookings, seed=seed,
                            at=parse_time(at) or datetime.now(timezone.utc))
@@ -63,16 +173,17 @@ SUMMARY_ROWS = 12
 
 
 def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run",
-             shard: Optional[str] = None) -> int:
+             shard: Optional[str] = None, results_command: str = "booking-cron results") -> int:
     from flows.tick import tick
     from booking_cron.report import print_summary, results_frame
 
+    database.pool()  # fail now, naming the cause, when the database refuses: the flow's tasks would retry it
     state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, shard=shard, return_state=True)
     if not state.is_completed():
         message = state.message or state.name
         if as_json:
             print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, "error": message}))
-        errors.print(f"[red]tick failed[/]: {message}")
+        errors.print(Text.assemble(("tick failed", "red"), ": ", terminal_text(message)))
         return 1
     summary = state.result()
     if as_json:
@@ -81,7 +192,7 @@ def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str 
     with database.connection() as conn:
         # a dry run recorded nothing: its table is empty
         results = results_frame(conn, run_id=summary["flow_run_id"], limit=SUMMARY_ROWS, failures_first=True)
-    print_summary(console, summary, results)
+    print_summary(console, summary, results, results_command)
     return 0
 
 
@@ -99,6 +210,12 @@ def run_command(
         Shard.parse(shard)
     except ValueError as error:
         raise typer.BadParameter(str(error))
+    try:
+        wire(machine=as_json, prefect=True)
+    except (database.DatabaseUnavailable, prefect_api.PrefectUnreachable) as error:
+        if as_json:  # no flow run was started
+            print(json.dumps({"flow_run_id": None, "state": "Failed", "error": str(error)}))
+        raise
     raise typer.Exit(run_tick(parse_time(at), dry_run, as_json, shard=shard))
 
 
@@ -116,7 +233,6 @@ def backfill_command(
     from booking_cron.backfill_report import Totals
     from booking_cron.due import Shard
     from booking_cron.slots import parse_every
-    from flows.backfill import backfill
 
     first, last = parse_time(start), parse_time(end)
     try:
@@ -126,17 +242,21 @@ def backfill_command(
             raise ValueError("--end must be after --start")
     except ValueError as error:
         raise typer.BadParameter(str(error))
+    wire(machine=as_json, prefect=True)
+    database.pool()  # fail now, naming the cause, when the database refuses: the flow's tasks would retry it
+    from flows.backfill import backfill  # Prefect's import: after the checks, so usage errors come at once
+
     state = backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, shard=shard,
                      return_state=True)
     totals = state.result(raise_on_failure=False)
     if not isinstance(totals, dict):
-        errors.print(f"[red]backfill failed[/]: {state.message}")
+        errors.print(Text.assemble(("backfill failed", "red"), ": ", terminal_text(state.message)))
         raise typer.Exit(1)
     if as_json:
         print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, **totals}))
     else:
-        for line in Totals(**totals).lines():
-            console.print(line, highlight=False)
+        for line in Totals.from_dict(totals).lines():
+            console.print(terminal_text(line), highlight=False)
     raise typer.Exit(0 if state.is_completed() else 1)
 
 
@@ -145,9 +265,10 @@ def serve_command(
     cron: str = typer.Option("*/10 * * * *", help="tick schedule (UTC)"),
     name: str = typer.Option("booking-cron-serve", help="deployment name (not a work pool's deployment)"),
 ) -> None:
-    """Run the tick on a cron schedule from this machine, without a work pool (Ctrl-C stops)."""
+    """Run the tick on a cron schedule from this machine, without a work pool (Ctrl-C stops and pauses it)."""
     from booking_cron.operations.serve import ServeError, serve
 
+    wire(prefect=True)
     try:
         serve(cron, name)
     except ServeError as error:
@@ -164,8 +285,12 @@ def deploy_command(
         None, help="notification block for alerts, TYPE-SLUG/NAME (e.g. slack-webhook/ops); "
                    "default: a webhook block from BOOKING_CRON_ALERT_WEBHOOK_URL"),
     alert_window: str = typer.Option("30m", help="time without a completed tick before the overdue alert: 30m, 1h"),
+    shard_count: int = typer.Option(1, "--shards", min=1, max=64,
+                                    help="tick as N shard runs, each its own deployment, spread over the pool's "
+                                         "workers (changing N replaces the old shards' deployments and alerts)"),
 ) -> None:
-    """Set up the Prefect server: work pool, blocks, both deployments, automations (idempotent)."""
+    """Set up the Prefect server: work pool, blocks, the tick's deployments (one per shard) and the
+    backfill's, automations (idempotent)."""
     from booking_cron.operations.setup import SetupError, deploy
     from booking_cron.slots import parse_every
 
@@ -173,13 +298,19 @@ def deploy_command(
         window = parse_every(alert_window)
     except ValueError:
         raise typer.BadParameter(f"--alert-window must look like 30m, 1h or 90s, got {alert_window!r}")
+    api = prefect_api.api()
+    wire(prefect=True, db=False)
     try:
-        worker_command = deploy(alert_block=alert_block, alert_window=window,
+        worker_command = deploy(alert_block=alert_block, alert_window=window, shard_count=shard_count,
                                 echo=lambda line: console.print(line, soft_wrap=True, highlight=False))
     except SetupError as error:
         errors.print(f"[red]deploy failed[/]: {error}", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"start a worker with:\n  {worker_command}", soft_wrap=True, highlight=False)
+    if api.origin != "PREFECT_API_URL":  # the worker must talk to the same (local) server
+        worker_command = f"PREFECT_API_URL={api.url} {worker_command}"
+    where = f"start workers (up to {shard_count}, one shard run each at a time) with" if shard_count > 1 else \
+        "start a worker with"
+    console.print(f"{where}:\n  {worker_command}", soft_wrap=True, highlight=False)
 
 
 @blocks_app.command("register")
@@ -187,6 +318,7 @@ def blocks_register() -> None:
     """Save DATABASE_URL and TWILIO_* from the environment as Prefect blocks."""
     from blocks import register_blocks_from_environment
 
+    wire(prefect=True, db=False)
     saved = register_blocks_from_environment()
     console.print(f"saved block(s): {', '.join(saved)}" if saved else
                   "nothing to save: set DATABASE_URL and/or TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN")
@@ -203,6 +335,7 @@ def results_command(
     """Per-booking results from the database, failures first."""
     from booking_cron.report import print_results, results_frame
 
+    wire(machine=as_json or as_csv)
     with database.connection() as conn:
         # a run's results failures first; one booking's history (or an export) in the order it happened
         failures_first = booking is None and not (as_json or as_csv)
@@ -220,18 +353,25 @@ def results_command(
 @app.command("audit")
 def audit_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Check the invariants; exit 1 listing each violation."""
-    from booking_cron.audit import CHECKS, audit
+    from booking_cron.audit import CHECKS, audit, notices
 
+    wire(machine=as_json)
     with database.connection() as conn:
-        violations = audit(conn)
+        violations, noticed = audit(conn), notices(conn)
     if as_json:
         print(json.dumps({"ok": not violations, "checks": [name for name, _ in CHECKS],
-                          "violations": [v.as_dict() for v in violations]}))
-    elif violations:
-        for v in violations:
-            console.print(f"[red]VIOLATION[/] {v.invariant}: {v.subject}: {v.detail}")
+                          "violations": [v.as_dict() for v in violations],
+                          "notices": [n.as_dict() for n in noticed]}))
     else:
-        console.print(f"audit: all {len(CHECKS)} invariants hold")
+        for v in violations:
+            console.print(Text.assemble(("VIOLATION", "red"), " ",
+                                        terminal_text(f"{v.invariant}: {v.subject}: {v.detail}")))
+        for n in noticed:  # the app's data, not booking-cron's doing: never fails the audit
+            console.print(Text.assemble(("NOTICE", "yellow"), " ",
+                                        terminal_text(f"{n.invariant}: {n.subject}: {n.detail}")))
+        if not violations:
+            console.print(f"audit: all {len(CHECKS)} invariants hold"
+                          + (f" ({len(noticed)} notice(s) about the app's own data)" if noticed else ""))
     raise typer.Exit(1 if violations else 0)
 
 
@@ -240,16 +380,93 @@ def doctor_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Hazards of running beside the app (open doors, the app's jobs still on, ledger gaps); exit 1 if any."""
     from booking_cron.doctor import diagnose
 
+    wire(machine=as_json)
     with database.connection() as conn:
         hazards = diagnose(conn)
     if as_json:
         print(json.dumps({"ok": not hazards, "hazards": [h.as_dict() for h in hazards]}))
     elif hazards:
         for h in hazards:
-            console.print(f"[red]HAZARD[/] {h.hazard}: {h.subject}: {h.detail}\n  fix: {h.fix}")
+            console.print(Text.assemble(("HAZARD", "red"), " ", terminal_text(f"{h.hazard}: {h.subject}: {h.detail}"),
+                                        "\n  fix: ", terminal_text(h.fix)))
     else:
         console.print("doctor: no hazards found")
     raise typer.Exit(1 if hazards else 0)
+
+
+senders_app = typer.Typer(no_args_is_help=True,
+                          help="Which org may send from which Twilio number or messaging service.")
+app.add_typer(senders_app, name="senders")
+PHONE_OPTION = typer.Option(None, "--phone", help="a Twilio number, E.164 (+61280000001)")
+SERVICE_OPTION = typer.Option(None, "--messaging-service", help="a Twilio messaging service sid (MG...)")
+
+
+def _senders_say(line: str, to: Console = console) -> None:
+    to.print(_plain(line), markup=False, highlight=False, soft_wrap=True)  # org names are anyone's text
+
+
+@senders_app.command("list")
+def senders_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every assignment, then the orgs that text from a sender not assigned to them (their texts wait)."""
+    from booking_cron.sms import senders
+
+    url = wire(say=False).url  # its first line names the database
+    with database.connection(url) as conn:
+        assigned, waiting = senders.assignments(conn), senders.unassigned_claims(conn)
+    if as_json:
+        print(json.dumps({"database": database.safe_url(url), "assigned": [a.as_dict() for a in assigned],
+                          "not_assigned": [c.as_dict() for c in waiting]}))
+        return
+    _senders_say(f"senders on {database.safe_url(url)}: {len(assigned)} assigned, "
+                 f"{len(waiting)} org(s) texting from a sender not assigned to them")
+    for a in assigned:
+        _senders_say(f"  {a.sender}  org {a.org_id} ({a.org_name})  since {a.assigned_at:%Y-%m-%d %H:%M}, "
+                     f"{a.assigned_by}")
+    for c in waiting:
+        holder = f"assigned to org {c.assigned_to}" if c.assigned_to else "assigned to no org"
+        _senders_say(f"  NOT ASSIGNED {senders.shown(c.kind, c.sender)}  named by org {c.org_id} ({c.org_name}), "
+                     f"{holder}; {c.claimed_by} org(s) that text name it: their texts wait")
+
+
+@senders_app.command("assign")
+def senders_assign(org: str = typer.Option(..., "--org", help="the org's id"),
+                   phone: Optional[str] = PHONE_OPTION, service: Optional[str] = SERVICE_OPTION) -> None:
+    """Let the org send from this sender and receive the replies to it (one org per sender)."""
+    from booking_cron.sms import senders
+
+    url = wire(say=False).url  # its first line names the database
+    try:
+        kind, sender = senders.parse_sender(phone, service)
+    except senders.SenderError as error:
+        raise typer.BadParameter(str(error))
+    _senders_say(f"senders on {database.safe_url(url)}")
+    with database.connection(url) as conn:
+        try:
+            done = senders.assign(conn, org, kind, sender)
+        except senders.SenderError as error:
+            _senders_say(f"booking-cron: not assigned: {error}", errors)
+            raise typer.Exit(1)
+    _senders_say(f"{sender} {'is now' if done == 'assigned' else 'was already'} assigned to org {org}: "
+                 "its texts from it go out at the next tick")
+
+
+@senders_app.command("unassign")
+def senders_unassign(phone: Optional[str] = PHONE_OPTION, service: Optional[str] = SERVICE_OPTION) -> None:
+    """Take the sender from its org: texts from it wait, replies to it reach no org."""
+    from booking_cron.sms import senders
+
+    url = wire(say=False).url  # its first line names the database
+    try:
+        kind, sender = senders.parse_sender(phone, service)
+    except senders.SenderError as error:
+        raise typer.BadParameter(str(error))
+    _senders_say(f"senders on {database.safe_url(url)}")
+    with database.connection(url) as conn:
+        org = senders.unassign(conn, kind, sender)
+    if org is None:
+        _senders_say(f"booking-cron: {sender} was not assigned to any org", errors)
+        raise typer.Exit(1)
+    _senders_say(f"{sender} is no longer assigned to org {org}")
 
 
 @app.command("demo")
@@ -257,6 +474,7 @@ def demo_command() -> None:
     """Everything on embedded defaults: a fresh demo database, seed, two ticks, audit."""
     from booking_cron.demo import run_demo
 
+    wire(prefect=True, db=False)  # the demo's database is its own, on the embedded server
     raise typer.Exit(run_demo(console))
 
 
@@ -279,16 +497,61 @@ def webhooks_command(
     port: int = typer.Option(8080, help="port to listen on"),
 ) -> None:
     """Serve Twilio's status callbacks and replies under BOOKING_CRON_PUBLIC_URL (Ctrl-C stops)."""
-    import os
-
-    from booking_cron import config
     from booking_cron.webhooks.app import WebhookSettings, serve
 
+    if not (os.environ.get("TWILIO_ACCOUNT_SID") and os.environ.get("TWILIO_AUTH_TOKEN")) and \
+            prefect_api.api(start_local=False) is not None:
+        from blocks import load_blocks_into_environment
+
+        load_blocks_into_environment()  # the one rule: the environment's Twilio settings, else the saved block
     public_url, token = config.public_url(), os.environ.get("TWILIO_AUTH_TOKEN")
     if not public_url or not token:
         errors.print("booking-cron webhooks needs BOOKING_CRON_PUBLIC_URL (the URL Twilio calls, which its "
                      "signatures cover) and TWILIO_AUTH_TOKEN (to check them)")
         raise typer.Exit(2)
-    database.resolve_url()  # fail now, not at the first callback, when there is no database
+    wire()  # fail now, not at the first callback, when there is no database
     console.print(f"webhooks for {public_url}/twilio/status and /twilio/inbound on http://{host}:{port}")
-    serve(WebhookSettings(public_url, token), host, port)
+    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or None  # requests must name it
+    serve(WebhookSettings(public_url, token, account_sid=account_sid), host, port)
+
+
+prefect_app = typer.Typer(no_args_is_help=True,
+                          help="booking-cron's local Prefect server (used when PREFECT_API_URL is unset).")
+app.add_typer(prefect_app, name="prefect")
+
+
+def _explicit_note() -> None:
+    if url := prefect_api.explicit_api_url():
+        console.print(f"(PREFECT_API_URL is set: commands in this shell use {url}, not the local server)",
+                      highlight=False, soft_wrap=True)
+
+
+@prefect_app.command("status")
+def prefect_status() -> None:
+    """Whether the local Prefect server runs, its API and UI; exit 1 if it does not run."""
+    server, folder = prefect_api.running(), prefect_api.local_folder()
+    if server:
+        console.print(f"local Prefect server: running (pid {server.pid}), API {server.api_url}, UI {server.ui_url}, "
+                      f"state in {folder}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"local Prefect server: not running (state in {folder}); any command that needs Prefect "
+                      "starts it, or: booking-cron prefect start", highlight=False, soft_wrap=True)
+    _explicit_note()
+    raise typer.Exit(0 if server else 1)
+
+
+@prefect_app.command("start")
+def prefect_start() -> None:
+    """Start the local Prefect server in the background (kept running until `prefect stop`)."""
+    server, started = prefect_api.start()
+    console.print(f"local Prefect server: {'started' if started else 'already running'} (pid {server.pid}), "
+                  f"API {server.api_url}, UI {server.ui_url}", highlight=False, soft_wrap=True)
+    _explicit_note()
+
+
+@prefect_app.command("stop")
+def prefect_stop() -> None:
+    """Stop the local Prefect server (its state stays: the next start finds the same runs and blocks)."""
+    server = prefect_api.stop()
+    console.print(f"local Prefect server: stopped (pid {server.pid}, port {server.port})" if server else
+                  "local Prefect server: was not running", highlight=False, soft_wrap=True)

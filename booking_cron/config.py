@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -23,6 +24,12 @@ class TwilioSettings:
 def database_url_from_env() -> str | None:
     """The bookings database named by DATABASE_URL; None means the embedded server."""
     return os.environ.get("DATABASE_URL") or None
+
+
+def embedded_database() -> str | None:
+    """The database on the embedded server that commands use when DATABASE_URL is unset
+    (BOOKING_CRON_EMBEDDED_DATABASE, e.g. the demo's `booking_cron_demo`); None: the server's default."""
+    return (os.environ.get("BOOKING_CRON_EMBEDDED_DATABASE") or "").strip() or None
 
 
 def data_dir() -> Path:
@@ -55,8 +62,15 @@ def db_timeout() -> float:
 
 
 def sms_rate() -> float:
-    """Messages per second the provider accepts (Twilio's per-sender throughput)."""
+    """Messages per second the provider accepts from one sender (Twilio's per-number throughput:
+    1 for a US long code, 10 international, 100 for a short code), across every worker."""
     return float(os.environ.get("BOOKING_CRON_SMS_RATE", "10"))
+
+
+def sms_account_rate() -> float:
+    """Messages per second the provider accepts from the whole account, across every worker and
+    sender (BOOKING_CRON_SMS_ACCOUNT_RATE; 0: no account-wide limit)."""
+    return float(os.environ.get("BOOKING_CRON_SMS_ACCOUNT_RATE", "100"))
 
 
 def sms_concurrency() -> int:
@@ -73,6 +87,21 @@ def sms_backoff() -> float:
     return float(os.environ.get("BOOKING_CRON_SMS_BACKOFF", "0.5"))
 
 
+def sms_reconcile_grace() -> timedelta:
+    """How old a send attempt must be before a look-up that does not find it means it never went
+    (BOOKING_CRON_SMS_RECONCILE_GRACE, seconds; 3 minutes). It covers the request's own timeout
+    (BOOKING_CRON_SMS_TIMEOUT, 10 s), a request the provider was still processing when the
+    connection dropped, clock skew with the provider (look-ups start a minute earlier anyway) and the
+    lag of the provider's message list behind its accepts (seconds at Twilio): minutes more than all
+    of them. Texts wait at most this long more; a resend within it could double a text."""
+    default = timedelta(minutes=3)
+    value = os.environ.get("BOOKING_CRON_SMS_RECONCILE_GRACE", "").strip()
+    try:
+        return timedelta(seconds=max(float(value), 0.0)) if value else default
+    except ValueError:
+        return default
+
+
 def feedback_link() -> str:
     return os.environ.get("BOOKING_CRON_FEEDBACK_URL", "https://book.example.com/feedback/{booking_id}")
 
@@ -85,6 +114,11 @@ def artifact_rows() -> int:
 def public_url() -> str | None:
     """Where Twilio reaches `booking-cron webhooks` (BOOKING_CRON_PUBLIC_URL); None: no callbacks."""
     return (os.environ.get("BOOKING_CRON_PUBLIC_URL") or "").strip().rstrip("/") or None
+
+
+# The query parameter of a send's StatusCallback that names the text (Twilio signs the whole URL):
+# a receipt then settles a text whose send was never answered, which has no MessageSid yet.
+TEXT_REFERENCE_PARAM = "text"
 
 
 def status_callback_url() -> str | None:

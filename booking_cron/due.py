@@ -15,6 +15,7 @@ class DueBooking:
     start_time: datetime | None  # None: a time the database holds but Python cannot (-infinity)
     end_time: datetime | None
     completed_earlier: bool = False  # completed by an interrupted tick, deduction still owed
+    client_in_org: bool = True  # False: its client belongs to another org (a hostile or broken write)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ def triage(due: Iterable[DueBooking]) -> Triage:
             rejected.append(Rejected(booking.id, "invalid_time"))
         elif booking.end_time < booking.start_time:
             rejected.append(Rejected(booking.id, "end_before_start"))
+        elif not booking.client_in_org:
+            rejected.append(Rejected(booking.id, "client_of_another_org"))
         elif booking.completed_earlier:
             to_deduct_only.append(booking)
         else:

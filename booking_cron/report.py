@@ -1,4 +1,7 @@
-"""Result tables for people: per-booking results as a pandas DataFrame, and rich tables of them."""
+"""Result tables for people: per-booking results as a pandas DataFrame, and rich tables of them.
+
+Every cell and every line built from database text reaches rich as a `Text` of printable text
+(booking_cron.operator_text): rich reads no markup in it and the terminal gets no control sequence."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, utc_time, words
+from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, receipts_off, utc_time, words
 from booking_cron.attention import (ATTENTION, NOTABLE, FAILURES_FIRST_PARAMS, attention_items, attention_line,
                                     failures_first_sql, headline, rank)
+from booking_cron.operator_text import terminal_text
 from booking_cron.store import loadable_time
 from booking_cron.texts.phones import mask_phone
 
@@ -78,7 +82,7 @@ def console_table(results: pd.DataFrame, wide: bool = False, title: str | None =
                                                                       "flow run id", "tick"))
     for record, row in zip(results.to_dict("records"), present_frame(results)):
         style = STYLE.get(rank(record["outcome"], None if blank(record["reason"]) else record["reason"]))
-        table.add_row(*(row[c] for c in columns), style=style)
+        table.add_row(*(terminal_text(row[c]) for c in columns), style=style)
     return table
 
 
@@ -93,8 +97,10 @@ def print_results(console: Console, results: pd.DataFrame, wide: bool = False) -
         console.print("--wide adds phone, schedule, org and ids; --csv and --json export everything", style="dim")
 
 
-def print_summary(console: Console, summary: dict, results: pd.DataFrame) -> None:
-    """`booking-cron run`: what the tick did, what needs attention, counts, then the first results."""
+def print_summary(console: Console, summary: dict, results: pd.DataFrame, results_command: str = "booking-cron results"
+                  ) -> None:
+    """`booking-cron run`: what the tick did, what needs attention, counts, then the first results, then
+    `results_command` for all of them (the demo's names its database: it is not the shell's)."""
     kind = "Dry run of the tick" if summary.get("dry_run") else "Tick"
     console.print(Text(f"{kind} at {utc_time(summary['tick_at'])}: {headline(summary)}", style="bold"))
     items = attention_items(summary)
@@ -104,12 +110,20 @@ def print_summary(console: Console, summary: dict, results: pd.DataFrame) -> Non
     for column, justify in (("step", "left"), ("outcome", "left"), ("count", "right")):
         counts.add_column(column, justify=justify)
     for step, outcome, reason, n in count_rows(summary):
-        counts.add_row(step, f"{words(outcome)}: {words(reason)}" if reason else words(outcome), str(n),
-                       style=STYLE.get(rank(outcome, reason)))
+        counts.add_row(step, terminal_text(f"{words(outcome)}: {words(reason)}" if reason else words(outcome)),
+                       str(n), style=STYLE.get(rank(outcome, reason)))
     console.print(counts)
     console.print()
+    receipts = summary.get("receipts") or {}
+    if receipts_off(summary):
+        console.print(receipts_off(summary), style="yellow", highlight=False)
+        console.print()
+    elif any(receipts.values()):
+        console.print("Receipts of texts sent in the 48 hours before this tick: "
+                      + ", ".join(f"{n} {words(k)}" for k, n in receipts.items()), highlight=False)
+        console.print()
     if not results.empty:
         console.print(console_table(results, title=f"First {len(results)} of {summary['results']} per-booking "
                                                    "results, failures first"))
     if not summary.get("dry_run"):
-        console.print(f"All of them: booking-cron results --run {summary['flow_run_id']}")
+        console.print(f"All of them: {results_command} --run {summary['flow_run_id']}", soft_wrap=True, highlight=False)

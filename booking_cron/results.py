@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Iterable
 
 # Steps a result can belong to; texts use "text:<kind>:<schedule id or ->".
@@ -12,6 +12,7 @@ DEDUCT = "deduct"
 REINSTATE = "reinstate"  # a cancelled booking's session given back (outcome "reinstated")
 TEXT_PREFIX = "text:"
 FAILED_TEXT_OUTCOMES = {"failed", "unknown", "error"}
+RECONCILED_PREFIX = "reconciled_"  # a text of unknown fate whose fate this tick settled (sms/sender.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +45,37 @@ class TickSummary:
     # texts that did not simply go out, by outcome then reason: {"skipped": {"opted_out": 3}}
     text_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     receipts: dict[str, int] = field(default_factory=dict)  # texts sent in the 48 h to T, by receipt
+    reconciled: int = 0  # texts of unknown fate settled this tick: found at the provider, or never went
     bookings: int = 0
     results: int = 0  # per-booking result rows (a booking has one per step)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def add(self, summary: dict) -> None:
+        """Add another tick's counts to these (a backfill's totals over its slots). Its identity
+        and `receipts`, a window of 48 h rather than the tick's own work, are not added."""
+        for name in COUNTS:
+            other = summary.get(name)
+            if not other:
+                continue
+            mine = getattr(self, name)
+            if isinstance(mine, int):
+                setattr(self, name, mine + other)
+            elif name == "text_reasons":
+                for outcome, reasons in other.items():
+                    _add_counts(mine.setdefault(outcome, {}), reasons)
+            else:
+                _add_counts(mine, other)
+
+
+# What TickSummary.add adds up.
+COUNTS = tuple(f.name for f in fields(TickSummary) if f.name not in ("flow_run_id", "tick_at", "dry_run", "receipts"))
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for key, n in counts.items():
+        into[key] = into.get(key, 0) + n
 
 
 def text_step(kind: str, schedule_id: str | None) -> str:
@@ -125,6 +152,8 @@ def summarize_counts(flow_run_id: str, tick_at: str, counts: Iterable[tuple[Coun
         elif step.startswith(TEXT_PREFIX):
             kind = text_kind(step)
             texts[outcome] += n
+            if (reason or "").startswith(RECONCILED_PREFIX):
+                summary.reconciled += n
             if outcome != "sent" and (reason or outcome != "queued"):
                 text_reasons.setdefault(outcome, Counter())[reason or "unspecified"] += n
             if queued:

@@ -2,8 +2,10 @@
 
 Several orgs in different time zones, clients with and without phones, packs of 5 to 20
 sessions (some nearly exhausted, expired or unpaid), bookings across past and future in
-every status. Past completed bookings are deducted through use_sessions, like the app does,
-so the audit holds from the start.
+every status. Past completed bookings are booking-cron's history: deducted through use_sessions,
+as a tick deducts, and recorded as a tick's completions with that outcome (under SEED_RUN, a run id
+no flow run has), so the audit holds from the start and `doctor` does not take them for the app's
+auto-complete.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ DAY_BEFORE = ("Hi {{client_name}}, looking forward to your session on {{session_
               "Need to change it? Just reply. {{coach_name}}")
 POST_SESSION = ("Thanks for training with {{coach_name}} today, {{client_name}}! How did it go? "
                 "{{feedback_link}} {{session_summary}}")
+# The run id the seed's completions are recorded under (no flow run has it).
+SEED_RUN = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
 # Sessions start on the quarter hour between these hours, org-local.
 FIRST_HOUR, LAST_HOUR = 6, 19
 
@@ -123,8 +127,11 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
         _copy(cur, "bookings (id, org_id, client_id, purchase_id, start_time, end_time, status, client_confirmed, confirmation_sent_at, location_type)", booking_rows)
         done = [(b[3], b[0]) for b in booking_rows if b[6] == "completed" and b[3] is not None]
         if done:
-            cur.execute("select count(*) from public.use_sessions(%s::uuid[], %s::uuid[])",
-                        ([p for p, _ in done], [b for _, b in done]))
+            cur.execute("""insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
+                           select u.booking_id, b.purchase_id, %s, u.outcome
+                           from public.use_sessions(%s::uuid[], %s::uuid[]) u
+                           join public.bookings b on b.id = u.booking_id""",
+                        (SEED_RUN, [p for p, _ in done], [b for _, b in done]))
     return SeedCounts(len(org_rows), len(client_rows), len(packs), len(booking_rows))
 
 

@@ -18,8 +18,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 def parse_every(text: str) -> timedelta:
     """`10m`, `1h`, `30s`, `1d` -> a positive timedelta."""
     match = _EVERY.match(text or "")
-    if not match or int(match.group(1)) == 0:
+    if not match:
         raise ValueError(f"--every must look like 10m, 1h or 1d, got {text!r}")
+    if int(match.group(1)) == 0:
+        raise ValueError(f"--every must be longer than zero, got {text!r} (e.g. 10m, 1h or 1d)")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 

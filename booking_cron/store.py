@@ -16,22 +16,155 @@ from booking_cron.due import ALL, DueBooking, Rejected, Shard, in_shard_sql
 from booking_cron.faults import crash_point
 from booking_cron.results import COMPLETE, DEDUCT, REINSTATE, CountKey, StepResult
 
+def loadable(column: str) -> str:
+    """SQL: the timestamp column holds a time Python can hold and compute with (years 2 to 9998,
+    a year's margin for offsets and time zones; not +/-infinity, BC or the year 10000, which
+    anyone who can write the row can put there)."""
+    return f"({column} >= '0002-01-01 00:00:00+00' and {column} < '9999-01-01 00:00:00+00')"
+
+
 def loadable_time(column: str) -> str:
-    """SQL for a timestamp column that yields null for times Python cannot hold (-infinity, BC)."""
-    return f"case when isfinite({column}) and {column} >= '0001-01-01 00:00:00+00' then {column} end"
+    """SQL for a timestamp column that yields null for times Python cannot hold."""
+    return f"case when {loadable(column)} then {column} end"
 
 
-# Rows with such times come back with null times; triage rejects them.
+# Rows with such times come back with null times, and rows whose client is another org's with
+# client_in_org false; triage rejects them.
 FETCH_DUE = ("""
-select b.id::text, b.purchase_id::text, {start}, {end}, false
+select b.id::text, b.purchase_id::text, {start}, {end}, false, {client_in_org}
 from public.bookings b
 where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """
 union all
-select b.id::text, b.purchase_id::text, {start}, {end}, true
+select b.id::text, b.purchase_id::text, {start}, {end}, true, {client_in_org}
 from public.tick_completions tc
 join public.bookings b on b.id = tc.booking_id
 where tc.deduction is null and """ + in_shard_sql("b.org_id") + """
-""").format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"))
+""").format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"),
+           client_in_org="exists (select 1 from public.clients c where c.id = b.client_id and c.org_id = b.org_id)")
+
+# Why a row is too broken to touch (null: it is fine), as triage (booking_cron.due) judges it.
+REJECTION = """case
+  when not coalesce({start_ok} and {end_ok}, false) then 'invalid_time'
+  when b.end_time < b.start_time then 'end_before_start'
+  when not exists (select 1 from public.clients c where c.id = b.client_id and c.org_id = b.org_id)
+    then 'client_of_another_org'
+end""".format(start_ok=loadable("b.start_time"), end_ok=loadable("b.end_time"))
+
+
+def key_range(column: str, lo: str | None, hi: str | None) -> str:
+    """SQL: `column` in [lo, hi) (an open end when None), as %(lo)s and %(hi)s. Built per range, not
+    `%(lo)s is null or ...`, so that every statement, prepared or not, is an index range scan."""
+    return "".join([f" and {column} >= %(lo)s::uuid" if lo is not None else "",
+                    f" and {column} < %(hi)s::uuid" if hi is not None else ""])
+
+
+# The first key of every `size` rows in key order: ranges [key i, key i+1) of about `size` rows each.
+# One statement, walked by PostgreSQL over an index; what comes back is a few keys, not the work.
+PLAN_COMPLETE_RANGES = """
+select k::text from (
+  select b.id as k, row_number() over (order by b.id) as n
+  from public.bookings b
+  where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """
+) d where (d.n - 1) %% %(size)s = 0 order by k
+"""
+
+PLAN_DEDUCT_RANGES = """
+select distinct k::text from (
+  select tc.purchase_id as k, row_number() over (order by tc.purchase_id) as n
+  from public.tick_completions tc join public.bookings b on b.id = tc.booking_id
+  where tc.deduction is null and tc.purchase_id is not null and """ + in_shard_sql("b.org_id") + """
+) d where (d.n - 1) %% %(size)s = 0 order by 1
+"""
+
+# One range of due bookings, completed in one statement: every outcome is recorded in tick_results
+# (a row too broken to touch is rejected and stays confirmed; a row the app changed while this
+# statement waited for it is skipped), each completion in tick_completions. Returns counts.
+COMPLETE_RANGE = """
+with due as (
+  select b.id, b.purchase_id, """ + REJECTION + """ as rejection
+  from public.bookings b
+  where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """{range}
+),
+done as (
+  update public.bookings b
+  set status = 'completed', updated_at = now()
+  from due d
+  where b.id = d.id and d.rejection is null and b.status = 'confirmed'
+  returning b.id, b.purchase_id
+),
+marked as (
+  insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
+  select d.id, d.purchase_id, %(run)s::uuid, case when d.purchase_id is null then 'no_pack' end
+  from done d
+  on conflict (booking_id) do nothing
+),
+outcomes as (
+  select d.id, 'complete' as step, 'completed' as outcome, null as reason from done d
+  union all
+  select d.id, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
+  union all
+  select x.id, 'complete', 'skipped', 'no_longer_confirmed'
+  from due x where x.rejection is null and not exists (select 1 from done d where d.id = x.id)
+),
+recorded as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s::uuid, o.id, o.step, o.outcome, o.reason from outcomes o
+  on conflict do nothing
+),
+rejected as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s::uuid, x.id, 'complete', 'rejected', x.rejection from due x where x.rejection is not null
+  on conflict (flow_run_id, booking_id, step)
+    do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now()
+)
+select o.step || ':' || o.outcome, count(*)::int from outcomes o group by 1
+union all
+select 'complete:rejected', count(*)::int from due x where x.rejection is not null
+"""
+
+# One range of packs: the sessions owed for the bookings ticks completed on them (this tick's and
+# any an interrupted tick left), taken through use_sessions() in one statement. A pack is never
+# split between ranges, so each range's outcome is independent of the others'. Returns counts.
+DEDUCT_RANGE = """
+with owed as (
+  select tc.booking_id, b.purchase_id, """ + REJECTION + """ as rejection
+  from public.tick_completions tc join public.bookings b on b.id = tc.booking_id
+  where tc.deduction is null and tc.purchase_id is not null and """ + in_shard_sql("b.org_id") + """{range}
+),
+outcome as (
+  select u.booking_id, u.outcome
+  from (select array_agg(o.purchase_id order by o.booking_id) as purchases,
+               array_agg(o.booking_id order by o.booking_id) as bookings
+        from owed o where o.rejection is null and o.purchase_id is not null) a
+  cross join lateral public.use_sessions(a.purchases, a.bookings) u
+  where a.bookings is not null
+),
+marked as (
+  update public.tick_completions tc
+  set deduction = coalesce(tc.deduction, o.outcome)
+  from outcome o
+  where tc.booking_id = o.booking_id
+),
+recorded as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s::uuid, o.booking_id, 'deduct',
+         case when o.outcome = 'deducted' then 'deducted' else 'not_deducted' end,
+         nullif(o.outcome, 'deducted')
+  from outcome o
+  on conflict do nothing
+),
+rejected as (
+  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
+  select %(run)s::uuid, x.booking_id, 'complete', 'rejected', x.rejection from owed x where x.rejection is not null
+  on conflict (flow_run_id, booking_id, step)
+    do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now()
+)
+select 'deduct:' || o.outcome, count(*)::int from outcome o group by 1
+union all
+select 'complete:rejected', count(*)::int from owed x where x.rejection is not null
+"""
+
+RUN_RESULTS = "select booking_id::text, step, outcome, reason, detail from public.tick_results where flow_run_id = %s"
 
 # %(runs)s: a backfill's per-booking slot run ids, parallel to the ids; null means %(run)s for all.
 SLOT_RUNS = """
@@ -133,6 +266,53 @@ on conflict (flow_run_id, booking_id, step)
 """
 
 
+# [lo, hi) over uuids; None is an open end.
+Range = tuple[str | None, str | None]
+
+
+def key_ranges(starts: Sequence[str]) -> list[Range]:
+    """Ranges that cover the whole key space, split at `starts` (sorted): the first range is open
+    below, so rows added meanwhile with a smaller key are not lost; none when there is no work."""
+    if not starts:
+        return []
+    bounds: list[str | None] = [None, *starts[1:], None]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _shard(shard: Shard) -> dict:
+    return {"shard": shard.index, "shards": shard.count}
+
+
+def _counts(cur) -> dict[str, int]:
+    return {key: n for key, n in cur.fetchall() if n}
+
+
+# The UTC dates in [%(first)s, %(last)s] that a backfill's tick could find work on: those within a
+# margin of some booking's times (any status; the longest text offset plus the texts' look-ahead and
+# the 48 hours feedback looks back, with slack). One statement; a day not listed has no booking to
+# complete, reject or text, so its slots can be recorded in bulk. Rows whose times Python cannot hold
+# are the first day's (a backfill rejects them at its first slot), and a day after a failed one is
+# always ticked (it picks up the failed day's leftovers): the flow decides those.
+DAYS_WITH_WORK = """
+with margin as (
+  select interval '3 days'
+         + make_interval(mins => least(coalesce(max(abs(s.mins_offset::bigint)), 0), 5000000)::int) as m
+  from public.sms_schedules s
+),
+spans as (
+  select greatest(least(b.start_time, b.end_time) - margin.m, %(first)s) as lo,
+         least(greatest(b.start_time, b.end_time) + margin.m, %(last)s) as hi
+  from public.bookings b, margin
+  where """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """
+    and """ + in_shard_sql("b.org_id") + """
+)
+select distinct (g at time zone 'UTC')::date
+from spans, generate_series(date_trunc('day', spans.lo at time zone 'UTC'), spans.hi at time zone 'UTC',
+                            interval '1 day') as g
+where spans.lo <= spans.hi
+"""
+
+
 class BookingStore:
     """PostgreSQL through psycopg 3; `url=None` means DATABASE_URL or the embedded server."""
 
@@ -181,6 +361,56 @@ class BookingStore:
                            None if outcome == "deducted" else outcome)
                 for booking_id, outcome in rows
             ]
+
+    def plan_complete_ranges(self, tick_at: datetime, shard: Shard = ALL, size: int = 5000) -> list[Range]:
+        """Key ranges over the ids of the bookings due at `tick_at`, about `size` each (PLAN_COMPLETE_RANGES)."""
+        with self._transaction() as cur:
+            cur.execute(PLAN_COMPLETE_RANGES, {"tick_at": tick_at, "size": size, **_shard(shard)})
+            return key_ranges([k for (k,) in cur])
+
+    def plan_deduct_ranges(self, shard: Shard = ALL, size: int = 5000) -> list[Range]:
+        """Key ranges over the packs of the completed bookings not yet deducted, about `size` each."""
+        with self._transaction() as cur:
+            cur.execute(PLAN_DEDUCT_RANGES, {"size": size, **_shard(shard)})
+            return key_ranges([k for (k,) in cur])
+
+    def complete_range(self, run_id: str, tick_at: datetime, shard: Shard, key: Range,
+                       cur=None) -> dict[str, int]:
+        """Complete the due bookings with ids in `key` in one statement; counts by `step:outcome`.
+        With `cur`, in that transaction (a dry run's); otherwise in its own."""
+        statement = COMPLETE_RANGE.replace("{range}", key_range("b.id", *key))
+        params = {"run": run_id, "tick_at": tick_at, "lo": key[0], "hi": key[1], **_shard(shard)}
+        if cur is not None:
+            cur.execute(statement, params)
+            return _counts(cur)
+        with self._transaction() as cur:
+            cur.execute(statement, params)
+            counts = _counts(cur)
+            crash_point("mid_complete")
+            return counts
+
+    def deduct_range(self, run_id: str, shard: Shard, key: Range, cur=None) -> dict[str, int]:
+        """Deduct the sessions owed on the packs with ids in `key` in one statement; counts by `step:outcome`."""
+        statement = DEDUCT_RANGE.replace("{range}", key_range("tc.purchase_id", *key))
+        params = {"run": run_id, "lo": key[0], "hi": key[1], **_shard(shard)}
+        if cur is not None:
+            cur.execute(statement, params)
+            return _counts(cur)
+        with self._transaction() as cur:
+            cur.execute(statement, params)
+            counts = _counts(cur)
+            crash_point("mid_batch")
+            return counts
+
+    def dry_run_steps(self, run_id: str, tick_at: datetime, shard: Shard = ALL) -> list[StepResult]:
+        """What complete + deduct would do: the same statements over every range in one transaction,
+        its per-booking results read back, then rolled back (nothing changes)."""
+        everything: Range = (None, None)
+        with self._transaction(dry_run=True) as cur:
+            self.complete_range(run_id, tick_at, shard, everything, cur)
+            self.deduct_range(run_id, shard, everything, cur)
+            cur.execute(RUN_RESULTS, (run_id,))
+            return [StepResult(*row) for row in cur]
 
     def reinstate_cancelled(self, run_id: str, shard: Shard = ALL, dry_run: bool = False) -> list[StepResult]:
         """Give back the sessions of bookings cancelled after one was taken (no_show keeps it)."""
@@ -243,6 +473,29 @@ class BookingStore:
                    on conflict (flow_run_id) do update set state = 'running', finished_at = null""",
                 {"runs": list(run_ids), "times": list(tick_times), "trigger": trigger,
                  "shard": shard.index, "shards": shard.count},
+            )
+
+    def days_with_work(self, first: datetime, last: datetime, shard: Shard = ALL) -> set:
+        """The UTC dates from `first` to `last` whose slots could have work (DAYS_WITH_WORK)."""
+        with self._transaction() as cur:
+            cur.execute(DAYS_WITH_WORK, {"first": first, "last": last, **_shard(shard)})
+            return {day for (day,) in cur}
+
+    def record_empty_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str,
+                          shard: Shard, empty: dict) -> None:
+        """Slots whose tick had nothing to do, recorded finished in one statement, each with the summary
+        `empty` (of no results) under its own run id and tick time (`tick_at` as Python writes it)."""
+        with self._transaction() as cur:
+            cur.execute(
+                """insert into public.tick_runs (flow_run_id, tick_at, trigger, shard_index, shard_count, state,
+                                                 finished_at, summary)
+                   select r, t, %(trigger)s, %(shard)s, %(shards)s, 'finished', now(),
+                          %(empty)s::jsonb || jsonb_build_object('flow_run_id', r::text, 'tick_at', iso)
+                   from unnest(%(runs)s::uuid[], %(times)s::timestamptz[], %(isos)s::text[]) as x(r, t, iso)
+                   on conflict (flow_run_id) do update
+                     set state = 'finished', finished_at = now(), summary = excluded.summary""",
+                {"runs": list(run_ids), "times": list(tick_times), "isos": [t.isoformat() for t in tick_times],
+                 "trigger": trigger, "empty": json.dumps(empty), **_shard(shard)},
             )
 
     def finish_runs(self, summaries: dict[str, dict]) -> None:

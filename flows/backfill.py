@@ -6,6 +6,9 @@ completes and deducts them all in the tick's own set-based statements, each resu
 its slot's record in `tick_runs`. Then it asks, per slot that can plan something, which texts a
 tick there would have queued (booking_cron/texts/replay.py) and sends by the real clock, so
 nothing stale now goes out. Empty slots cost nothing but a row in `tick_runs`: they are ticked.
+Days that no booking comes near (one statement decides which, before the first day) are not read
+at all: their slots' records, each with its summary of nothing done, are written in one statement
+per run of such days.
 Per pack, deductions happen in end-time order whatever the grouping (use_sessions orders them),
 and a pack's expiry is judged at each session's end, so the end state is the per-slot one.
 
@@ -31,6 +34,7 @@ from booking_cron.due import Shard, Triage, deduction_batches, owed_after_comple
 from booking_cron.results import StepResult, not_completed, summarize, summarize_counts
 from booking_cron.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
 from booking_cron.sms.outbox import Outbox
+from booking_cron.sms.sender import utc_now
 from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
 from booking_cron.store import BookingStore
 from booking_cron.texts.replay import History, replay_texts
@@ -49,14 +53,42 @@ def find_finished_slots(slots: list[datetime], shard: Shard) -> set[datetime]:
     return BookingStore().finished_ticks(slots, shard)
 
 
+@task(task_run_name="find days with work", **RETRIES)
+def find_days_with_work(first: datetime, last: datetime, shard: Shard) -> set:
+    return BookingStore().days_with_work(first, last, shard)
+
+
+class Summaries:
+    """Slot summaries passed back as one opaque object: Prefect walks a returned dict item by item."""
+
+    __slots__ = ("by_slot",)
+
+    def __init__(self, by_slot: dict[datetime, dict]):
+        self.by_slot = by_slot
+
+
+@task(task_run_name="record {label}", **RETRIES)
+def tick_empty_days(parent: str, label: str, slots: list[datetime], dry_run: bool, shard: Shard) -> Summaries:
+    """Slots of days without work (find_days_with_work): each slot's tick record and its summary of
+    nothing done, all in one statement (none in a dry run), without reading anything per slot."""
+    empty = summarize_counts("", "", [], 0, dry_run=dry_run).as_dict()
+    runs = [slot_run_id(parent, slot) for slot in slots]
+    summaries = {slot: empty_summary(empty, run, slot) for slot, run in zip(slots, runs)}
+    if not dry_run:
+        BookingStore().record_empty_runs(runs, slots, "backfill", shard, empty)
+    return Summaries(summaries)
+
+
 class Day:
     """What one day's ticks did (each slot's summary, by slot), and the history with that day in
     it. A plain class: Prefect walks a returned dataclass item by item looking for futures."""
 
-    __slots__ = ("summaries", "history")
+    __slots__ = ("summaries", "history", "worked", "stale")
 
-    def __init__(self, summaries: dict[datetime, dict], history: History):
+    def __init__(self, summaries: dict[datetime, dict], history: History, worked: set[datetime], stale: int):
         self.summaries, self.history = summaries, history
+        self.worked = worked  # the slots whose tick had something to do (the day's sends are not a slot's)
+        self.stale = stale  # texts the day's sending expired as stale (a dry run: those it would)
 
 
 @task(task_run_name="tick {label}", **RETRIES)
@@ -90,14 +122,19 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     history.completed_at.update({i: slot_of[i] for i in ids if i not in skipped})
     # sessions of bookings cancelled since they were taken come back at the day's first slot, as its tick would
     results += [(day[0], r) for r in store.reinstate_cancelled(runs[day[0]], shard, dry_run)]
-    results += queue_and_send_texts(runs, day, dry_run, shard, history)
-    return Day(summarize_slots(store, runs, results, dry_run), history)
+    queued, sent, stale = queue_and_send_texts(runs, day, dry_run, shard, history)
+    results += queued
+    worked = {slot for slot, _ in results}  # the same in a dry run and a real one
+    results += sent
+    return Day(summarize_slots(store, runs, results, dry_run), history, worked, stale)
 
 
 def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run: bool, shard: Shard,
-                         history: History) -> list[tuple[datetime, StepResult]]:
+                         history: History) -> tuple[list[tuple[datetime, StepResult]], list[tuple[datetime, StepResult]], int]:
     """The texts each slot's tick would have queued, recorded under that slot, then sent by the real
-    clock at the day's end (a text stale now expires instead)."""
+    clock at the day's end (a text stale now expires instead). Returns the queued results, the send
+    results (recorded under the day's last slot) and how many texts expired as stale at the send; a dry
+    run sends nothing, and counts the queued texts that would have been stale by now."""
     store, outbox = BookingStore(), Outbox()
     provider_ready = sms_gateway() is not None
     planned = replay_texts(day, outbox.replay_inputs(day[0], day[-1], shard), history, config.feedback_link())
@@ -107,11 +144,16 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     queued = queued_results(texts, written, provider_ready)
     text_slots = [slot for slot, text in planned if text.key in written]
     store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
-    results = list(zip(text_slots, queued))
+    results, sends = list(zip(text_slots, queued)), []
     if provider_ready and not dry_run:
         while sent := send_claimed_texts(runs[day[-1]], day[-1], sms_gateway(), shard):
-            results += [(day[-1], r) for r in sent]
-    return results
+            sends += [(day[-1], r) for r in sent]
+    if not provider_ready:
+        return results, sends, 0  # nothing is sent: the texts stay queued
+    if dry_run:
+        now = utc_now()
+        return results, sends, sum(1 for t in texts if t.key in written and t.status == "queued" and t.expires_at <= now)
+    return results, sends, sum(1 for _, r in sends if r.outcome == "expired" and r.reason == "stale")
 
 
 def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
@@ -123,10 +165,18 @@ def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: lis
             by_slot[slot].append(result)
         return {slot: summarize(runs[slot], slot.isoformat(), by_slot[slot], dry_run=True).as_dict() for slot in runs}
     counts = store.runs_counts(list(runs.values()))
-    summaries = {slot: summarize_counts(runs[slot], slot.isoformat(), *counts.get(run, ([], 0))).as_dict()
+    empty = summarize_counts("", "", [], 0).as_dict()  # most slots did nothing: one summary, copied
+    summaries = {slot: (summarize_counts(run, slot.isoformat(), *counts[run]).as_dict() if run in counts
+                        else empty_summary(empty, run, slot))
                  for slot, run in runs.items()}
     store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
     return summaries
+
+
+def empty_summary(empty: dict, run: str, slot: datetime) -> dict:
+    """The summary of a slot whose tick had nothing to do, from `empty` (a summary of no results)."""
+    return {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in empty.items()},
+            "flow_run_id": run, "tick_at": slot.isoformat()}
 
 
 @flow(name="backfill", flow_run_name=backfill_run_name, **KEEP_RESULT)
@@ -148,14 +198,43 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
                                         description=f"{len(todo)} of {len(slots)} slots to tick" if todo
                                         else f"nothing to do: all {len(slots)} slots already ticked")
     history, rows, parent = History(written=not dry_run), [], str(flow_run.id)
+    # Days no booking's times come near are recorded in bulk; the first day always ticks (it picks up
+    # what is older than the range), and so does every day after a failed one (its leftovers).
+    with_work = find_days_with_work(todo[0], todo[-1], scope) if todo else set()
+    empty: list[list[datetime]] = []
+
+    def record_empty(advance) -> None:
+        if not empty:
+            return
+        slots_ = [slot for day in empty for slot in day]
+        label = f"{len(empty)} day(s) without work from {empty[0][0]:%Y-%m-%d}"
+        state = tick_empty_days(parent, label, quote(slots_), dry_run, scope, return_state=True)
+        recorded = state.result().by_slot if state.is_completed() else {}
+        for day in empty:
+            if state.is_completed():
+                summaries = {slot: recorded[slot] for slot in day}
+                totals.add_day(summaries, set(), 0)
+                rows.append(day_row(day, summaries, set(), 0))
+            else:
+                totals.failed_slots += [slot.isoformat() for slot in day]
+                rows.append(day_row(day, None))
+            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
+        update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
+                                 description=f"{totals.ticked} of {len(todo)} slots ticked, up to {empty[-1][-1].isoformat()}")
+        empty.clear()
+
     with progress_bar(len(todo), len(slots)) as advance:
         for day in days:
+            if day is not days[0] and day[0].date() not in with_work and not totals.failed_slots:
+                empty.append(day)
+                continue
+            record_empty(advance)
             label = f"{day[0]:%Y-%m-%d} ({len(day)} slots)"
             state = tick_day(parent, label, day, quote(todo), dry_run, scope, quote(history), return_state=True)
             if state.is_completed():
                 summaries, history = state.result().summaries, state.result().history
-                totals.add_day(summaries)
-                rows.append(day_row(day, summaries))
+                totals.add_day(summaries, state.result().worked, state.result().stale)
+                rows.append(day_row(day, summaries, state.result().worked, state.result().stale))
                 logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))
             else:
                 totals.failed_slots += [slot.isoformat() for slot in day]
@@ -163,6 +242,7 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
             advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
             update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
                                      description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+        record_empty(advance)
     if rows:
         create_table_artifact(rows, key="backfill-days", description="What each day's ticks did")
     create_markdown_artifact(summary_markdown(totals, backfill_run_name()), key="backfill-summary")

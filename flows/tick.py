@@ -3,6 +3,9 @@ sessions of cancelled bookings, text clients.
 
 Every step is a task at an I/O boundary with its retry policy beside it; every decision
 lives in a pure function in booking_cron; every write is one set-based SQL statement.
+The work stays in the database: PostgreSQL plans key ranges over it (booking ids to complete,
+packs to deduct from) and each batch is one statement over one range; only the ranges' keys and
+each batch's counts pass through Python and Prefect, never the bookings.
 """
 
 # No `from __future__ import annotations` here: `flow.serve` validates parameters against these
@@ -15,19 +18,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from blocks import load_blocks_into_environment
 from booking_cron import config, database
-from booking_cron.artifacts import results_table, summary_markdown, utc_time
-from booking_cron.attention import state_message
-from booking_cron.due import DueBooking, Rejected, Shard, deduction_batches, owed_after_completion, triage
+from booking_cron.artifacts import artifact_key, results_table, summary_markdown, utc_time
+from booking_cron.attention import state_message, state_name
+from booking_cron.due import Shard
 from booking_cron.faults import crash_point
 from booking_cron.report import results_frame
-from booking_cron.results import Outcomes, StepResult, not_completed, summarize, summarize_counts
+from booking_cron.results import Outcomes, StepResult, summarize, summarize_counts
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
-from booking_cron.store import BookingStore
+from booking_cron.store import BookingStore, Range
+from booking_cron.wiring import describe_database
 
 # The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
 # started the run can read it from the state the API returns: after a retried state update the
@@ -51,31 +54,46 @@ def tick_run_name() -> str:
     return name + (f" shard {params['shard']}" if params.get("shard") else "")
 
 
-@task(task_run_name="fetch due bookings", **RETRIES)
-def fetch_due_bookings(tick_at: datetime, shard: Shard) -> list[DueBooking]:
-    return BookingStore().fetch_due(tick_at, shard)
+@task(task_run_name="plan {step} batches", **RETRIES)
+def plan_batches(step: str, tick_at: datetime, shard: Shard, size: int) -> list[Range]:
+    """Key ranges PostgreSQL picks over the work (booking ids to complete, or packs to deduct from):
+    a few keys come back, never the work itself."""
+    store = BookingStore()
+    if step == "complete":
+        return store.plan_complete_ranges(tick_at, shard, size)
+    return store.plan_deduct_ranges(shard, size)
 
 
-@task(task_run_name="record rejected bookings", **RETRIES)
-def record_rejections(run_id: str, rejected: list[Rejected], dry_run: bool) -> list[StepResult]:
-    return BookingStore().record_rejections(run_id, rejected, dry_run)
-
-
-# Big inputs are passed quote()d and big results wrapped in Outcomes: Prefect would otherwise
-# walk them item by item looking for futures (seconds at 100k bookings; see bench/README.md).
-@task(task_run_name="complete {count} bookings", **RETRIES)
-def complete_bookings(run_id: str, booking_ids: list[str], count: int, dry_run: bool) -> Outcomes:
-    """A real tick's outcomes are in tick_results; only the bookings not completed come back
-    (with a dry run's, which records nothing, every outcome)."""
-    return Outcomes(BookingStore().complete(run_id, booking_ids, dry_run, all_outcomes=dry_run))
+@task(task_run_name="complete batch {batch_no}/{batches}", **RETRIES)
+def complete_batch(run_id: str, tick_at: datetime, shard: Shard, key: Range, batch_no: int = 1,
+                   batches: int = 1) -> dict[str, int]:
+    """One statement over one range of due bookings; each booking's outcome is in tick_results, the
+    counts come back."""
+    return BookingStore().complete_range(run_id, tick_at, shard, tuple(key))
 
 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
-def deduct_sessions(run_id: str, batch: list[DueBooking], batch_no: int, batches: int, dry_run: bool) -> Outcomes:
-    """A real tick's outcomes are in tick_results; only a dry run's come back (Prefect keeps every
-    batch's result until the flow ends: at 100k bookings, the tick's peak memory)."""
-    outcomes = BookingStore().deduct(run_id, batch, dry_run)
-    return Outcomes(outcomes if dry_run else [])
+def deduct_batch(run_id: str, shard: Shard, key: Range, batch_no: int = 1, batches: int = 1) -> dict[str, int]:
+    """use_sessions over one range of packs, in one statement; outcomes in tick_results, counts back."""
+    return BookingStore().deduct_range(run_id, shard, tuple(key))
+
+
+@task(task_run_name="dry-run complete and deduct", **RETRIES)
+def dry_run_steps(run_id: str, tick_at: datetime, shard: Shard) -> Outcomes:
+    """The real statements in one transaction that is rolled back: every outcome, nothing changed."""
+    return Outcomes(BookingStore().dry_run_steps(run_id, tick_at, shard))
+
+
+def run_batches(task, ranges: list[Range], *args) -> int:
+    """Run a step's batches (up to the task runner's workers at once); how many failed after retries."""
+    futures = task.map(*(unmapped(a) for a in args), ranges, range(1, len(ranges) + 1), unmapped(len(ranges)))
+    failed = 0
+    for future in futures:
+        try:
+            future.result()
+        except Exception:
+            failed += 1
+    return failed
 
 
 @task(task_run_name="reinstate cancelled sessions", **RETRIES)
@@ -106,20 +124,28 @@ def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
     counts, bookings = store.run_counts(run_id)
     summary = summarize_counts(run_id, tick_at.isoformat(), counts, bookings).as_dict()
     summary["receipts"] = Outbox().receipt_counts(tick_at)
+    summary["receipts_requested"] = config.status_callback_url() is not None  # sends ask Twilio for them
     store.finish_run(run_id, state, summary)
     return summary
 
 
-@task(task_run_name="publish results", **RETRIES)
-def publish_results(run_id: str, summary: dict) -> None:
-    """The per-booking table and the markdown summary, attached to this flow run in the UI."""
+@task(task_run_name="read results table", **RETRIES)
+def read_results_table(run_id: str) -> list[dict]:
+    """The first BOOKING_CRON_ARTIFACT_ROWS per-booking results, failures first, as artifact rows."""
     with database.connection() as conn:
         frame = results_frame(conn, run_id=run_id, limit=config.artifact_rows(), failures_first=True)
+    return results_table(frame, config.artifact_rows())
+
+
+def publish_results(run_id: str, summary: dict, rows: list[dict], shard: Shard = Shard()) -> None:
+    """The per-booking table and the markdown summary. Created by the flow itself, not a task: an
+    artifact made in a task belongs to that task run, and the run's Artifacts tab then opens on
+    "Flow run: None" with them under "Task runs"."""
     total = summary["results"]
-    rows = results_table(frame, config.artifact_rows())
-    create_table_artifact(rows, key="tick-results",
+    create_table_artifact(rows, key=artifact_key("tick-results", shard),
                           description=f"Per-booking results, {len(rows)} of {total} rows, failures first")
-    create_markdown_artifact(summary_markdown(summary, total, len(rows), run_id), key="tick-summary",
+    create_markdown_artifact(summary_markdown(summary, total, len(rows), run_id),
+                             key=artifact_key("tick-summary", shard),
                              description=f"What the tick at {utc_time(summary['tick_at'])} did, and what needs attention")
 
 
@@ -128,43 +154,34 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     """One tick at `tick_at` (default: the scheduled time). Returns the summary (counts);
     per-booking results are in tick_results and in this run's artifacts."""
     logger = get_run_logger()
-    used_blocks = load_blocks_into_environment()
+    used_blocks = load_blocks_into_environment()  # explicit settings win (booking_cron/wiring.py)
     if used_blocks:
         logger.info("configuration from Prefect blocks: %s", ", ".join(used_blocks))
+    logger.info("bookings %s", describe_database(database.resolve_url()))
     tick_at, scope = resolve_tick_at(tick_at), Shard.parse(shard)
     run_id = str(flow_run.id)
     if not dry_run:
         record_tick_start(run_id, tick_at, trigger, scope)
 
-    plan = triage(fetch_due_bookings(tick_at, scope))
-    crash_point("after_fetch")
-    results = record_rejections(run_id, plan.rejected, dry_run) if plan.rejected else []
-
-    ids = [b.id for b in plan.to_complete]
-    completion = complete_bookings(run_id, quote(ids), len(ids), dry_run).items if ids else []
-    crash_point("between_complete_and_deduct")
-    # Per-booking results are in tick_results; only a dry run (which records nothing) counts them here.
-    results += completion if dry_run else []
-    owed = owed_after_completion(plan, not_completed(completion))
-    del plan, completion, ids  # 100k-booking lists: the peak memory of a big tick
-
-    batches = deduction_batches(owed, config.batch_size())
-    futures = deduct_sessions.map(
-        unmapped(run_id), [quote(b) for b in batches], range(1, len(batches) + 1), unmapped(len(batches)),
-        unmapped(dry_run),
-    )
-    failed_batches = 0
-    for future in futures:
-        try:
-            results += future.result().items
-        except Exception:
-            failed_batches += 1
-    if failed_batches:
-        summarize_tick(run_id, tick_at, "failed")
-        raise RuntimeError(
-            f"{failed_batches} of {len(batches)} deduct batches failed after retries; their bookings "
-            "stay owed and the next tick deducts them"
-        )
+    results: list[StepResult] = []
+    if dry_run:
+        crash_point("after_fetch")
+        results += dry_run_steps(run_id, tick_at, scope).items
+    else:
+        size = config.batch_size()
+        ranges = plan_batches("complete", tick_at, scope, size)
+        crash_point("after_fetch")
+        failed = run_batches(complete_batch, ranges, run_id, tick_at, scope)
+        crash_point("between_complete_and_deduct")
+        # also what an interrupted tick (or a failed complete batch's retry) left owed
+        packs = plan_batches("deduct", tick_at, scope, size)
+        failed_deducts = run_batches(deduct_batch, packs, run_id, scope)
+        if failed or failed_deducts:
+            summarize_tick(run_id, tick_at, "failed")
+            raise RuntimeError(
+                f"{failed} of {len(ranges)} complete batches and {failed_deducts} of {len(packs)} deduct "
+                "batches failed after retries; their bookings stay due or owed and the next tick finishes them"
+            )
 
     results += reinstate_sessions(run_id, scope, dry_run)
 
@@ -182,7 +199,8 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
         summary = summarize(run_id, tick_at.isoformat(), results, dry_run=True).as_dict()
     else:
         summary = summarize_tick(run_id, tick_at, "finished")
-        publish_results(run_id, summary)
+        publish_results(run_id, summary, read_results_table(run_id), scope)
     message = state_message(summary)
     logger.info("tick %s: %s", f"{tick_at:%Y-%m-%d %H:%M:%S} UTC", message)
-    return Completed(message=message, data=summary)
+    # A COMPLETED state either way; named "Needs attention" when something does, for the runs list.
+    return Completed(message=message, data=summary, name=state_name(summary))

@@ -1,7 +1,9 @@
 """Test session wiring: one real PostgreSQL database and one Prefect test API per session.
 
-DATABASE_URL (a server URL; CI uses 127.0.0.1:5432) or, when unset, the embedded server.
-The session creates its own database, migrates it, and drops it at the end.
+DATABASE_URL (a superuser's server URL; CI uses 127.0.0.1:5432) or, when unset, the embedded server.
+The session's database is made the way a hosting provider makes one (tests/hosting.py): the
+superuser creates an owner role that is not a superuser and an empty database it owns; the tests
+install booking-cron (`db upgrade`) and run everything as that owner. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import uuid
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
@@ -22,6 +23,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", tempfile.mkdtemp(prefix="booking-cron-results-"))
 
 from booking_cron import database, schema  # noqa: E402
+from tests import hosting  # noqa: E402
 
 TABLES = ["tick_results", "tick_runs", "tick_completions", "session_usage", "sms_messages", "sms_suppression",
           "sms_schedules", "sms_settings", "bookings", "client_purchases", "clients", "booking_settings", "orgs"]
@@ -29,23 +31,47 @@ TABLES = ["tick_results", "tick_runs", "tick_completions", "session_usage", "sms
 
 @pytest.fixture(scope="session")
 def server_url() -> str:
+    """The cluster superuser's URL: the hosting provider, who creates roles and databases only."""
     return os.environ.get("DATABASE_URL") or database.embedded_url()
 
 
 @pytest.fixture(scope="session")
 def database_url(server_url):
-    name = f"booking_cron_test_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url, name)
-    schema.upgrade(url)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url  # the flow's tasks find the database the way production does
-    yield url
-    database.close_pools()
-    if previous is None:
-        os.environ.pop("DATABASE_URL", None)
-    else:
-        os.environ["DATABASE_URL"] = previous
-    database.drop_database(server_url, name)
+    """The session's database, installed by its owner (not a superuser); its URL as that owner."""
+    with hosting.owned_database(server_url, "booking_cron_test") as url:
+        schema.upgrade(url)
+        previous = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = url  # the flow's tasks find the database the way production does
+        yield url
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_local_prefect_left_behind():
+    """Tests reach Prefect through `prefect_api` (PREFECT_API_URL); a command run without it starts
+    booking-cron's local Prefect server in the data folder. One the session started is stopped at
+    its end (tests that start their own in a tmp data folder stop it themselves)."""
+    from booking_cron import prefect_api
+
+    before = prefect_api.running()
+    yield
+    if before is None and prefect_api.running() is not None:
+        prefect_api.stop()
+
+
+@pytest.fixture(scope="module")
+def app_db(server_url, request):
+    """A database built like the app's on Supabase (tests/supabase), upgraded by its owner (not a
+    superuser); one per test module, dropped afterwards. Its URL as that owner."""
+    from tests import supabase
+
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with supabase.app_database(server_url, f"booking_cron_{module}"[:40]) as url:
+        schema.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +88,7 @@ def prefect_api(server_url):
 
     with ExitStack() as stack:
         stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
-        if has_pg_trgm(server_url):  # the embedded server has no pg_trgm
+        if has_pg_trgm(server_url):  # the embedded server and CI's have it
             yield stack.enter_context(prefect_api_on_postgres(server_url))
         else:
             from prefect.testing.utilities import prefect_test_harness

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -18,13 +19,20 @@ def org(conn: psycopg.Connection, name: str = "Peak Form PT", tz: str = "Austral
     conn.execute("insert into orgs (id, name) values (%s, %s)", (org_id, name))
     conn.execute("insert into booking_settings (org_id, timezone) values (%s, %s)", (org_id, tz))
     if sms is not None:
-        cols = {"enabled": sms, "twilio_phone_number": "+61280000001", "quiet_hours_start": 21,
+        cols = {"enabled": sms, "twilio_phone_number": free_number(conn), "quiet_hours_start": 21,
                 "quiet_hours_end": 8, **sms_settings}
         conn.execute(
             f"insert into sms_settings (org_id, {', '.join(cols)}) values (%s, {', '.join(['%s'] * len(cols))})",
             (org_id, *cols.values()))
     return org_id
 
+
+def free_number(conn: psycopg.Connection) -> str:
+    """+61280000001, or the next number no org's sms_settings name: each org texts from its own, as the
+    platform gives them (booking_cron.senders, migration 0049), and the first org has that one."""
+    taken = {n for (n,) in conn.execute(
+        "select twilio_phone_number from sms_settings where twilio_phone_number like '+6128%'")}
+    return next(number for i in itertools.count(1) if (number := f"+6128{i:07d}") not in taken)
 
 
 def org_in_shard(conn: psycopg.Connection, shard: int, shards: int) -> str:

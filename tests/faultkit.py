@@ -302,8 +302,8 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
-RETRIED_TASKS = ("fetch_due_bookings", "record_rejections", "complete_bookings", "deduct_sessions", "queue_texts",
-                 "record_tick_start", "summarize_tick", "publish_results")
+RETRIED_TASKS = ("plan_batches", "complete_batch", "deduct_batch", "dry_run_steps", "queue_texts",
+                 "record_tick_start", "summarize_tick", "read_results_table")
 
 
 def fast_retries(monkeypatch, delay: float = 0.1) -> None:

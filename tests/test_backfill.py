@@ -7,17 +7,20 @@ import signal
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from booking_cron import database, schema
 from booking_cron.audit import audit
+from booking_cron.backfill_report import Totals
 from booking_cron.seed import seed
 from booking_cron.slots import by_day, parse_every, slot_for, slots_to_run, tick_slots
 from flows.backfill import backfill
 from flows.tick import tick
 from tests import factories as f
+from tests import hosting
 from tests.faultkit import cli, cli_env, sandbox, sandbox_server  # noqa: F401 (fixtures)
 from tests.test_texts import texting_org
 
@@ -79,6 +82,33 @@ def test_a_three_day_backfill_completes_every_booking_once_at_its_slot_and_sends
     assert audit(db) == []
 
 
+def test_days_no_booking_comes_near_are_recorded_slot_by_slot_like_empty_slots_of_a_worked_day(
+        db, three_days_of_bookings):
+    _, packs, bookings = three_days_of_bookings
+    start = START - timedelta(days=8)  # five days no booking (nor its texts) comes near, then the three
+    totals = backfill(start=start, end=START + timedelta(days=4), every="1h")
+    assert totals["slots"] == totals["ticked"] == 12 * 24 and totals["completed"] == 36 and totals["deducted"] == 18
+    runs = db.execute("select flow_run_id::text, tick_at, state, summary from tick_runs where trigger = 'backfill' "
+                      "order by tick_at").fetchall()
+    assert [t for _, t, _, _ in runs] == tick_slots(start, START + timedelta(days=4), timedelta(hours=1))
+    assert {state for _, _, state, _ in runs} == {"finished"}
+    for run, at, _, summary in runs:
+        assert summary["flow_run_id"] == run and summary["tick_at"] == at.isoformat()
+    quiet = [summary for _, at, _, summary in runs if at < START - timedelta(days=5)]
+    worked_but_empty = [summary for _, at, _, summary in runs if START <= at and summary["results"] == 0]
+    assert len(quiet) == 3 * 24 and worked_but_empty  # days -8 to -6 at least are quiet
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("flow_run_id", "tick_at")}  # noqa: E731
+    assert all(strip(s) == strip(worked_but_empty[0]) for s in quiet)
+    # the quiet days after the first (which always ticks in full) were not read day by day: their
+    # records were written finished, in one statement
+    assert db.execute("select count(*) from tick_runs where trigger = 'backfill' and tick_at >= %s and tick_at < %s "
+                      "and started_at = finished_at", (start + timedelta(days=1), START - timedelta(days=5))
+                      ).fetchone()[0] == 2 * 24
+    assert all(f.status(db, b) == "completed" for b in bookings)
+    assert all(f.sessions_used(db, p) == 1 for p in packs if p)
+    assert audit(db) == []
+
+
 def digest(url: str) -> dict:
     """Everything a tick leaves behind that a backfill must leave the same (run ids aside)."""
     with psycopg.connect(url) as conn:
@@ -98,25 +128,25 @@ def digest(url: str) -> dict:
 @pytest.fixture
 def twin_databases(server_url, database_url, monkeypatch):
     """Two databases with the same seeded data (several orgs and time zones, packs nearly used up,
-    expired and unpaid, texts on); DATABASE_URL points at the first."""
-    names = [f"booking_cron_twin_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    first = database.create_database(server_url, names[0])
-    schema.upgrade(first)
-    with psycopg.connect(first, autocommit=True) as conn:
-        seed(conn, orgs=3, clients=40, bookings=1500, seed=11, at=START + timedelta(days=14))
-        conn.execute("insert into bookings (id, org_id, client_id, start_time, end_time, status) select "
-                     "gen_random_uuid(), org_id, client_id, %s, %s, 'confirmed' from bookings limit 1",
-                     (START + timedelta(days=14, hours=5), START + timedelta(days=14, hours=4)))  # end before start
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{names[1]}" template "{names[0]}"')
-    urls = [database.with_database(first, n) for n in names]
-    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
-    monkeypatch.setenv("DATABASE_URL", urls[0])
-    yield urls
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    database.close_pools()
-    for name in names:
-        database.drop_database(server_url, name)
+    expired and unpaid, texts on), owned by the test owner; DATABASE_URL points at the first."""
+    with hosting.owned_database(server_url, "booking_cron_twin") as first:
+        schema.upgrade(first)
+        with psycopg.connect(first, autocommit=True) as conn:
+            seed(conn, orgs=3, clients=40, bookings=1500, seed=11, at=START + timedelta(days=14))
+            conn.execute("insert into bookings (id, org_id, client_id, start_time, end_time, status) select "
+                         "gen_random_uuid(), org_id, client_id, %s, %s, 'confirmed' from bookings limit 1",
+                         (START + timedelta(days=14, hours=5), START + timedelta(days=14, hours=4)))  # end before start
+        twin = f"booking_cron_twin_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'create database "{twin}" template "{urlsplit(first).path[1:]}" owner "{hosting.OWNER}"')
+        monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+        monkeypatch.setenv("DATABASE_URL", first)
+        try:
+            yield [first, database.with_database(first, twin)]
+        finally:
+            monkeypatch.setenv("DATABASE_URL", database_url)
+            database.close_pools()
+            database.drop_database(server_url, twin)
 
 
 def test_a_backfill_ends_exactly_as_one_tick_per_slot(twin_databases, monkeypatch, prefect_api):
@@ -169,7 +199,9 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(db, three_days_of_book
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0
     assert "nothing to do, all 432 slots already ticked" in again.stderr
-    assert again.stdout.startswith("0 slots ticked, 432 already done: 0 completed, 0 deducted, 0 texts sent")
+    lines = again.stdout.splitlines()  # first what it acts on, then what it did
+    assert lines[0].startswith("database booking_cron_test_") and lines[1] == f"Prefect API {prefect_api} (PREFECT_API_URL)"
+    assert lines[2].startswith("0 slots ticked, 432 already done: 0 completed, 0 deducted, 0 texts sent")
     assert audit(db) == []
 
 
@@ -223,7 +255,7 @@ def test_a_backfill_beside_running_ticks_deducts_and_texts_once(db, sandbox):
     assert audit(db) == []
 
 
-def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of_bookings):
+def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of_bookings, prefect_api):
     from typer.testing import CliRunner
 
     from booking_cron.cli import app
@@ -232,8 +264,9 @@ def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of
             "--every", "30m"]
     human = CliRunner().invoke(app, args)
     assert human.exit_code == 0, human.output
-    assert human.stdout.splitlines()[:2] == [
-        "4 slots ticked: 1 completed, 1 deducted, 0 texts sent",
+    assert human.stdout.splitlines()[1] == f"Prefect API {prefect_api} (PREFECT_API_URL)"  # after the database
+    assert human.stdout.splitlines()[2:4] == [
+        "4 slots ticked: 1 completed, 1 deducted, 0 texts sent, 2 expired as stale",  # March's texts, too late now
         "  slots: 4 in range, 4 ticked, 2 with work, 0 skipped (already ticked)"]  # 00:00 queued a reminder
     again = json.loads(CliRunner().invoke(app, args + ["--json"]).stdout)
     assert (again["slots"], again["ticked"], again["skipped"], again["state"]) == (4, 0, 4, "Completed")
@@ -275,3 +308,46 @@ def test_a_shards_backfill_skips_only_the_slots_that_shard_or_a_whole_tick_finis
     assert backfill(**window)["skipped"] == 0  # the whole range for every org: no tick covered all
     assert backfill(shard="1/2", **window)["skipped"] == 4  # now a tick of every org finished each slot
     assert not audit(db)
+
+
+def test_the_backfill_summary_counts_one_slot_and_one_text_in_the_singular():
+    from booking_cron.backfill_report import Totals
+
+    totals = Totals(slots=1, skipped=0)
+    totals.add_day({datetime(2026, 11, 24, 9, tzinfo=timezone.utc): {"results": 1, "completed": 1, "deducted": 1, "sent": {"feedback_request": 1}}})
+    assert totals.headline() == "1 slot ticked: 1 completed, 1 deducted, 1 text sent"
+
+
+def test_a_backfill_judges_a_text_of_unknown_fate_as_a_tick_does():
+    """The backfill's totals are the ticks' summaries added up (TickSummary.add), reasons included: a
+    text of unknown fate is that, not a failed text to fix; one being looked up needs nobody."""
+    from booking_cron.attention import attention_items
+    from booking_cron.backfill_report import Totals
+
+    unresolved = {"results": 2, "failed": {"session_reminder": 2},
+                  "text_reasons": {"unknown": {"unresolved_2h_lookup_failed": 1, "lookup_failed": 1}}}
+    totals = Totals(slots=2, skipped=0)
+    totals.add_day({datetime(2026, 11, 24, 9, tzinfo=timezone.utc): unresolved,
+                    datetime(2026, 11, 24, 9, 10, tzinfo=timezone.utc): {"results": 1, "completed": 1}})
+    assert totals.attention() == {"text of unknown fate": 1}
+    assert [label for label, _, _ in attention_items(unresolved)] == ["text of unknown fate"]
+    assert "failed text" not in totals.headline()
+    assert Totals.from_dict(totals.as_dict()).headline() == totals.headline()  # the CLI's copy of the flow's result
+    assert totals.as_dict()["skipped"] == 0  # slots already ticked, not a tick's skipped bookings
+
+
+def test_a_dry_run_agrees_with_the_real_run_and_both_count_the_texts_too_late_to_send(
+        db, three_days_of_bookings, sandbox, prefect_api):
+    """The real run sends at each day's end by the real clock, recording the sends under the day's last
+    slot: that is not the slot's own work. Texts planned for March are stale now: both runs say so."""
+    window = dict(start=START, end=START + timedelta(hours=3), every="10m")  # nothing due at 02:50
+    dry = backfill(**window, dry_run=True, return_state=True)
+    real = backfill(**window, return_state=True)
+    would, did = dry.result(), real.result()
+    assert did["stale"] > 0 and did["stale"] == would["stale"]
+    assert sum(did["sent"].values()) == 0  # nothing stale went out
+    for key in ("ticked", "slots_with_work", "completed", "deducted", "queued", "stale"):
+        assert would[key] == did[key], key
+    assert f"{did['stale']} expired as stale" in real.message and f"{did['stale']} would expire as stale" in dry.message
+    lines = "\n".join(Totals.from_dict(did).lines())
+    assert f"{did['stale']} texts expired as stale instead of being sent" in lines

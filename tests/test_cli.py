@@ -68,8 +68,10 @@ def test_run_prints_what_needs_attention_and_the_first_results_in_100_columns(db
     done = cli("run", "--at", T.isoformat(), database_url=database_url, prefect_api=prefect_api)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "Tick at 2026-11-24 09:00 UTC: 2 completed, 1 deducted, 0 texts sent"
-    assert lines[1] == "1 needs attention: 1 expired pack"
+    assert lines[0].startswith("database booking_cron_test_") and lines[0].endswith("(DATABASE_URL)")
+    assert lines[1] == f"Prefect API {prefect_api} (PREFECT_API_URL)"
+    assert lines[2] == "Tick at 2026-11-24 09:00 UTC: 2 completed, 1 deducted, 0 texts sent"
+    assert lines[3] == "1 needs attention: 1 expired pack"
     assert "not deducted: expired" in done.stdout and "failures first" in done.stdout
     table = lines[lines.index(next(line for line in lines if line.startswith("outcome"))) + 2:]
     assert table[0].startswith("not deducted   expired")  # the failure before what went well

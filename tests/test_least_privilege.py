@@ -33,8 +33,10 @@ ROLE = "booking_cron_tick"
 
 @pytest.fixture
 def as_tick(database_url):
-    """A connection acting as booking_cron_tick (`set role`), in autocommit."""
+    """A connection acting as booking_cron_tick (`set role`), in autocommit. The owner (CREATEROLE)
+    makes itself a member first, as it would grant the role to the tick's login role."""
     with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"grant {ROLE} to current_user")
         conn.execute(f"set role {ROLE}")
         yield conn
 
@@ -95,6 +97,20 @@ def test_the_tick_role_runs_every_statement_of_a_tick(db, as_tick):
     assert ("complete", "completed") in [r[1:3] for r in cur.fetchall()]
     cur.execute(store.DEDUCT_SESSIONS, {"purchases": [pack], "ids": [b], "run": run, "runs": [run]})
     assert cur.fetchall() == [(b, "deducted")]
+    # the tick's key-range statements (the backfill's by-id ones above)
+    pack2 = f.pack(db, org, client)
+    b2 = f.booking(db, org, client, pack2)
+    shard = {"shard": 0, "shards": 1}
+    cur.execute(store.PLAN_COMPLETE_RANGES, {"tick_at": T, "size": 5000, **shard})
+    assert cur.fetchall() == [(b2,)]
+    cur.execute(store.COMPLETE_RANGE.replace("{range}", store.key_range("b.id", b2, None)),
+                {"tick_at": T, "run": run, "lo": b2, "hi": None, **shard})
+    assert ("complete:completed", 1) in cur.fetchall()
+    cur.execute(store.PLAN_DEDUCT_RANGES, {"size": 5000, **shard})
+    assert cur.fetchall() == [(pack2,)]
+    cur.execute(store.DEDUCT_RANGE.replace("{range}", store.key_range("tc.purchase_id", None, None)),
+                {"run": run, "lo": None, "hi": None, **shard})
+    assert ("deduct:deducted", 1) in cur.fetchall()
     cur.execute("select outcome from use_sessions(%s::uuid[], %s::uuid[])", ([pack], [b]))
     assert cur.fetchone() == ("already_deducted",)
     cur.execute(outbox.ORGS)
@@ -189,13 +205,10 @@ def test_the_role_migration_can_run_again(db):
 def test_on_an_app_database_with_row_level_security_the_role_sees_every_org(server_url):
     """The app's bookings, client_purchases and session_usage have RLS on: the migration gives the tick
     role a policy on the tables it reads, so a tick sees every org's rows (and still writes no pack)."""
-    from booking_cron import database, schema
+    from booking_cron import schema
     from tests import supabase
 
-    name = f"booking_cron_rls_{uuid.uuid4().hex[:8]}"
-    url = database.create_database(server_url, name)
-    try:
-        supabase.load(url)
+    with supabase.app_database(server_url, "booking_cron_rls") as url:
         schema.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             org = conn.execute("insert into orgs (name, slug) values ('Harbour', 'harbour') returning id").fetchone()[0]
@@ -206,9 +219,8 @@ def test_on_an_app_database_with_row_level_security_the_role_sees_every_org(serv
             policies = {t for (t,) in conn.execute(
                 "select tablename from pg_policies where policyname = 'booking_cron_tick'")}
             assert {"bookings", "client_purchases", "session_usage", "tick_completions"} <= policies
+            conn.execute(f"grant {ROLE} to current_user")
             conn.execute(f"set role {ROLE}")
             assert conn.execute("select count(*) from bookings").fetchone()[0] == 1
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("update client_purchases set sessions_used = 0")
-    finally:
-        database.drop_database(server_url, name)

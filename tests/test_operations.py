@@ -21,6 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.flows import load_flow_from_entrypoint
 
+from booking_cron.operations.schedules import with_slugs
 from flows.tick import tick
 from tests import factories as f
 from tests.conftest import free_port
@@ -39,7 +40,9 @@ def test_the_deployment_definition_loads_and_points_at_the_real_flow():
     finally:
         os.chdir(cwd)
     assert loaded.name == tick.name == "tick"
-    assert deployment["schedules"] == [{"cron": "*/10 * * * *", "timezone": "UTC", "slug": "every-ten-minutes"}]
+    assert deployment["schedules"] == [{"cron": "*/10 * * * *", "timezone": "UTC"}]  # deploy names it after itself:
+    tick_schedules = next(d for d in with_slugs(spec)["deployments"] if d["name"] == "booking-cron-tick")["schedules"]
+    assert [s["slug"] for s in tick_schedules] == ["cron */10 * * * * UTC"]
     assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
     assert deployment["work_pool"]["name"] == "booking-cron"
 
@@ -129,8 +132,12 @@ def test_a_tick_publishes_a_results_table_and_a_summary_an_operator_can_read(db,
     assert {(r["outcome"], r["reason"]) for r in table[:2]} == {("rejected", "end before start"),
                                                                 ("not deducted", "expired")}
     assert {r["booking id"] for r in table[:2]} == {bad, late}
-    assert list(table[0])[:5] == ["outcome", "reason", "step", "client", "session start"]
+    assert list(table[0])[:6] == ["attention", "outcome", "reason", "step", "client", "session start"]
     assert list(table[0])[-1] == "booking id"
+    assert [r["attention"] for r in table[:2]] == ["⚠ needs attention"] * 2
+    assert {r["attention"] for r in table[2:]} == {""}
+    # Made by the flow run itself, so its Artifacts tab lists them under "Flow run", not "Task runs".
+    assert {(str(a.flow_run_id), a.task_run_id) for a in artifacts.values()} == {(summary["flow_run_id"], None)}
     skipped = next(r for r in table if r["outcome"] == "skipped")
     assert skipped["step"] == "feedback request" and skipped["reason"] == "missing phone"
     assert skipped["schedule"] == "90 min after" and skipped["client"] == "Ben Smith"
@@ -150,11 +157,12 @@ def test_a_tick_publishes_a_results_table_and_a_summary_an_operator_can_read(db,
     assert "+61412349999" not in seen and "NaN" not in seen and "None" not in seen
     assert not re.search(r"\d:\d\d\.\d", seen)  # no fractions of a second
 
-    async def state_message():
+    async def final_state():
         async with get_client() as client:
-            return (await client.read_flow_run(uuid.UUID(summary["flow_run_id"]))).state.message
-    assert asyncio.run(state_message()) == (
-        "5 completed, 3 deducted; 2 need attention: 1 expired pack, 1 rejected booking; 0 texts sent")
+            return (await client.read_flow_run(uuid.UUID(summary["flow_run_id"]))).state
+    state = asyncio.run(final_state())
+    assert (state.type.value, state.name) == ("COMPLETED", "Needs attention")  # the runs list shows the name
+    assert state.message == "5 completed, 3 deducted; 2 need attention: 1 expired pack, 1 rejected booking; 0 texts sent"
 
 
 def test_the_table_is_capped_and_says_where_the_rest_is(db, prefect_api, monkeypatch):
@@ -204,10 +212,13 @@ def test_an_operator_sees_the_per_booking_table_on_the_flow_run_in_a_real_prefec
     assert done.returncode == 0, done.stderr
     run_id = json.loads(done.stdout)["flow_run_id"]
     run = httpx.get(f"{prefect_server}/flow_runs/{run_id}").json()
-    assert run["name"] == f"tick {T:%Y-%m-%d %H:%M} UTC" and run["state"]["type"] == "COMPLETED"
+    assert run["name"] == f"tick {T:%Y-%m-%d %H:%M} UTC"
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Completed")  # nothing needs attention
     artifacts = httpx.post(f"{prefect_server}/artifacts/filter",
                            json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
     by_key = {a["key"]: a for a in artifacts}
+    assert {(by_key[k]["flow_run_id"], by_key[k]["task_run_id"]) for k in ("tick-results", "tick-summary")} == {
+        (run_id, None)}
     assert by_key["tick-results"]["type"] == "table" and by_key["tick-summary"]["type"] == "markdown"
     rows = by_key["tick-results"]["data"]
     rows = json.loads(rows) if isinstance(rows, str) else rows
@@ -215,4 +226,30 @@ def test_an_operator_sees_the_per_booking_table_on_the_flow_run_in_a_real_prefec
         (booking, "complete", "completed"), (booking, "deduct", "deducted")}
     tasks = httpx.post(f"{prefect_server}/task_runs/filter",
                        json={"task_runs": {"flow_run_id": {"any_": [run_id]}}}).json()
-    assert {"fetch due bookings", "complete 1 bookings", "deduct batch 1/1"} <= {t["name"] for t in tasks}
+    assert {"plan complete batches", "complete batch 1/1", "plan deduct batches", "deduct batch 1/1",
+            "read results table"} <= {t["name"] for t in tasks}
+
+
+def test_the_overdue_alert_says_its_window_in_words_wherever_it_shows_it():
+    from booking_cron.operations.setup import automation_specs, duration_words, overdue_window
+
+    assert [duration_words(timedelta(seconds=s)) for s in (20, 60, 120, 3600, 5400, 86400)] == [
+        "20 seconds", "1 minute", "2 minutes", "1 hour", "1 hour 30 minutes", "1 day"]
+    assert overdue_window(None) == timedelta(minutes=30)
+    for window, said in ((None, "30 minutes"), (timedelta(minutes=2), "2 minutes")):
+        overdue, failed, crashed = automation_specs(None, window)
+        text = json.dumps(overdue.model_dump(mode="json"))
+        assert overdue.trigger.within == (window or timedelta(minutes=30))
+        assert f"for {said}:" in overdue.description and "0:02:00" not in text and "0:30:00" not in text
+        assert "{{ automation.trigger.within }}" not in text
+        assert (said == "30 minutes") == ("30 minutes" in text)  # nothing still says the default
+        assert crashed.trigger.within == timedelta(seconds=90)  # the heartbeat watch keeps its own window
+    spec = yaml.safe_load((ROOT / "deployments" / "automations.yaml").read_text())["automations"]
+    subject = next(a["subject"] for s in spec if s["name"] == "booking-cron tick failed" for a in s["actions"])
+    assert subject == "booking-cron: {{ flow_run.name }} {{ flow_run.state.name }}"  # the name says "tick ..."
+
+
+def test_the_readme_lists_each_command_once():
+    table = [line.split("|")[1].strip() for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("| `booking-cron ")]
+    assert len(table) == len(set(table)), [c for c in table if table.count(c) > 1]

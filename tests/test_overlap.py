@@ -96,7 +96,8 @@ def test_a_sender_that_outlives_its_lease_does_not_send_twice(db, sandbox):
     import uuid
 
     from booking_cron.sms.outbox import Outbox
-    from booking_cron.sms.sender import LEASE, Pacer, Sender
+    from booking_cron.sms.rate import SendRate
+    from booking_cron.sms.sender import LEASE, Sender
     from booking_cron.sms.step import sms_gateway
     from flows.tick import queue_texts
 
@@ -112,7 +113,7 @@ def test_a_sender_that_outlives_its_lease_does_not_send_twice(db, sandbox):
     assert len(sandbox.messages) == 1
 
     quiet, budget = outbox.sending_context(claimed, T)  # A reaches the text at last
-    Sender(outbox, sms_gateway(), Pacer(500), concurrency=1, clock=lambda: T + timedelta(minutes=1)).deliver(
+    Sender(outbox, sms_gateway(), SendRate(500, 0), concurrency=1, clock=lambda: T + timedelta(minutes=1)).deliver(
         claimed, quiet, budget)
     assert duplicate_texts(sandbox) == []
     assert len(sandbox.messages) == 1

@@ -15,11 +15,8 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from booking_cron.due import ALL, deduction_batches, owed_after_completion, triage
-from booking_cron.results import not_completed
-from flows.tick import (
-    complete_bookings, deduct_sessions, fetch_due_bookings, record_rejections, record_tick_start, summarize_tick,
-)
+from booking_cron.due import ALL
+from flows.tick import complete_batch, deduct_batch, plan_batches, record_tick_start, summarize_tick
 from tests import factories as f
 from tests.faultkit import T, count, empty, fault_counts, lost_deductions, run_tick, violations  # noqa: F401
 
@@ -85,15 +82,12 @@ def partial_tick(at, stop: str | None = None, batch_size: int = 2) -> None:
     as a process killed at that point would (its tick_runs row stays 'running')."""
     run = str(uuid.uuid4())
     record_tick_start.fn(run, at, "property")
-    plan = triage(fetch_due_bookings.fn(at, ALL))
-    record_rejections.fn(run, plan.rejected, False)
-    ids = [b.id for b in plan.to_complete]
-    completion = complete_bookings.fn(run, ids, len(ids), False).items
+    for key in plan_batches.fn("complete", at, ALL, batch_size):
+        complete_batch.fn(run, at, ALL, key)
     if stop == "after_complete":
         return
-    for n, batch in enumerate(deduction_batches(owed_after_completion(plan, not_completed(completion)), batch_size),
-                              start=1):
-        deduct_sessions.fn(run, batch, n, 0, False)
+    for key in plan_batches.fn("deduct", at, ALL, batch_size):
+        deduct_batch.fn(run, ALL, key)
         if stop == "after_first_batch":
             return
     summarize_tick.fn(run, at, "finished")

@@ -27,6 +27,7 @@ def outbox(db) -> list[tuple]:
 def test_every_text_is_sent_once_or_failed_with_a_reason_under_provider_faults(db, sandbox, monkeypatch,
                                                                                fault_rate, texts):
     monkeypatch.setenv("BOOKING_CRON_SMS_TIMEOUT", "0.5")
+    monkeypatch.setenv("BOOKING_CRON_SMS_RECONCILE_GRACE", "0")  # the sandbox lists at once: no lag to wait out
     orgs = [texting_org(db, name=f"Org {i}", reminder_offset=240) for i in range(2)]
     for i in range(texts):
         org = orgs[i % 2]

@@ -18,7 +18,8 @@ from twilio.base.exceptions import TwilioRestException
 
 from booking_cron.sandbox import TwilioSandbox
 from booking_cron.sandbox.server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-from booking_cron.sms.twilio_client import TWILIO_API_URL, make_twilio_client
+from booking_cron.config import DEFAULT_TWILIO_API_URL
+from booking_cron.sms.twilio_client import make_twilio_client
 
 TO = "+61400000678"
 FROM = "+61400999000"
@@ -254,7 +255,7 @@ def test_admin_endpoints(sandbox, client):
 
 def test_factory_defaults_to_real_twilio_without_api_url():
     client = make_twilio_client("AC" + "0" * 32, "token")
-    assert client.api.base_url == TWILIO_API_URL
+    assert client.api.base_url == DEFAULT_TWILIO_API_URL
     assert client.http_client.timeout == 10.0
 
 

@@ -15,19 +15,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
 from tests import factories as f
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.prefect_server import ROOT, api, booking_cron, prefect_server, wait_for
 SERVER_PORT, ALERT_PORT = 4310, 4311
 EVERY_MINUTE = "* * * * *"
 # A scheduled run needs the next minute boundary, the scheduler's loop, the worker's poll and
@@ -60,40 +57,9 @@ def alerts():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`prefect server start` with its own PREFECT_HOME; the scheduler loops every 5 s instead of
-    60 s (the same service, checked more often). Yields (api url, path of its log)."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    url = f"http://127.0.0.1:{SERVER_PORT}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-           "PREFECT_LOGGING_LEVEL": "INFO"}
-    env.pop("PREFECT_API_URL", None)
-    log = home / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                    "--port", str(SERVER_PORT)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: ok(f"{url}/health"), 90, "prefect server did not start")
-        yield url, log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(condition, timeout: float, failure: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(every)
-    pytest.fail(failure)
+    """`prefect server start` on SQLite (its default). Yields (api url, path of its log)."""
+    with prefect_server(tmp_path_factory.mktemp("prefect-home"), SERVER_PORT) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +78,6 @@ def conn(database_url):
                      "public.bookings, public.client_purchases, public.clients, public.booking_settings, "
                      "public.orgs cascade")
         yield conn
-
-
-def booking_cron(env, *args, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "booking_cron", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def api(server, method: str, path: str, **kwargs):
-    response = httpx.request(method, f"{server[0]}{path}", timeout=30, **kwargs)
-    response.raise_for_status()
-    return response.json() if response.content else None if response.content else None
 
 
 def server_objects(server) -> dict:
@@ -167,6 +122,12 @@ def stop(process: subprocess.Popen, sig=signal.SIGINT) -> tuple[int, str]:
     return process.returncode, out + err
 
 
+def schedules_of(server, name: str) -> list[tuple]:
+    """(slug, cron, active) of each schedule of the deployment `flow/name`."""
+    deployment = api(server, "GET", f"/deployments/name/{name}")
+    return [(s["slug"], s["schedule"]["cron"], s["active"]) for s in deployment["schedules"]]
+
+
 def deployment_named(server, name: str):
     try:
         response = httpx.get(f"{server[0]}/deployments/name/{name}", timeout=30)
@@ -190,6 +151,7 @@ class Scheduled:
     alerts_while_ticking: list
     worker_exit: tuple
     serve_exit: tuple
+    serve_stopped: dict  # the served deployment once serve stopped
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +176,8 @@ def scheduled(env, server, deployed, conn, alerts):
                              "no scheduled tick completed under serve")
     finally:
         worker_exit, serve_exit = (stop(process) for process in started)
-    return Scheduled(worker_run, serve_run, served, bookings, list(alerts), worker_exit, serve_exit)
+    return Scheduled(worker_run, serve_run, served, bookings, list(alerts), worker_exit, serve_exit,
+                     api(server, "GET", "/deployments/name/tick/booking-cron-serve"))
 
 
 @pytest.fixture(scope="module")
@@ -239,10 +202,37 @@ def test_serve_runs_scheduled_ticks_and_stops_cleanly_on_ctrl_c(scheduled, conn)
     run = scheduled.serve_run
     assert run["auto_scheduled"] and run["state_type"] == "COMPLETED" and run["name"].startswith("tick ")
     assert tick_state(conn, run["id"]) == "finished"
-    assert [s["slug"] for s in scheduled.serve_deployment["schedules"]] == ["serve"]
+    assert [s["slug"] for s in scheduled.serve_deployment["schedules"]] == ["cron * * * * * UTC"]
+    assert not scheduled.serve_deployment["paused"]
     code, output = scheduled.serve_exit
     assert code == 0, output
     assert "Traceback" not in output and "serve stopped" in output
+
+
+def test_serve_stopped_pauses_its_deployment_so_no_late_runs_pile_up(scheduled, server):
+    assert scheduled.serve_stopped["paused"] is True
+    deployment_id = scheduled.serve_stopped["id"]
+    waiting = api(server, "POST", "/flow_runs/filter", json={
+        "deployments": {"id": {"any_": [deployment_id]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
+    assert waiting == []
+
+
+def test_serve_on_another_cron_resumes_with_that_schedule_only(env, server, scheduled):
+    """A second `serve` with a changed --cron: one schedule, named after the new cron, active while
+    it serves; paused again on Ctrl-C."""
+    process = subprocess.Popen([sys.executable, "-m", "booking_cron", "serve", "--cron", "*/7 * * * *"], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        serving = wait_for(lambda: (d := deployment_named(server, "tick/booking-cron-serve")) and not d["paused"] and d,
+                           90, "the second serve did not resume its deployment")
+    finally:
+        code, output = stop(process)
+    assert code == 0, output
+    assert [(s["slug"], s["schedule"]["cron"]) for s in serving["schedules"]] == [
+        ("cron */7 * * * * UTC", "*/7 * * * *")]
+    assert schedules_of(server, "tick/booking-cron-serve") == [("cron */7 * * * * UTC", "*/7 * * * *", True)]
+    assert api(server, "GET", "/deployments/name/tick/booking-cron-serve")["paused"] is True
 
 
 def test_the_scheduled_ticks_complete_and_deduct_each_due_booking_once(scheduled, conn):
@@ -264,7 +254,9 @@ def test_deploy_sets_everything_up_and_running_it_again_changes_nothing(deployed
     assert {**after_second, "deployments": [d for d in after_second["deployments"] if d not in served]} == after_first
     assert [name for name, _ in after_first["pools"]] == ["booking-cron"]
     assert [name for name, *_ in after_first["deployments"]] == ["booking-cron-backfill", "booking-cron-tick"]
-    assert [name for name, _ in after_first["automations"]] == ["booking-cron tick failed", "booking-cron tick overdue"]
+    assert "schedule */10 * * * * UTC" in first.stdout and "removed the schedule" not in first.stdout + second.stdout
+    assert [name for name, _ in after_first["automations"]] == [
+        "booking-cron tick crashed without heartbeat", "booking-cron tick failed", "booking-cron tick overdue"]
     assert {"booking-cron-alerts", "booking-cron-db"} <= {name for name, _ in after_first["blocks"]}
     assert "automation 'booking-cron tick overdue'" in first.stdout and ": created" in first.stdout
     assert ": created" not in second.stdout and ": updated" in second.stdout
@@ -298,3 +290,52 @@ def test_a_failed_tick_alerts(env, alerts):
     failed = wait_for(lambda: [a for a in alerts if a.get("subject", "").endswith(" Failed")], 60,
                       "the failed-tick automation did not reach the webhook")
     assert "shard '5/4'" in failed[0]["body"]
+
+
+# What `booking-cron deploy` runs for the deployments, on prefect.yaml with the tick's cron changed
+# (the repository's prefect.yaml stays as it is).
+REDEPLOY_WITH_CRON = """
+import sys
+from prefect import get_client
+from booking_cron.operations.setup import deploy_flows, project_spec, remove_replaced_schedules
+spec = project_spec()
+tick = next(d for d in spec["deployments"] if d["name"] == "booking-cron-tick")
+tick["schedules"] = [{"cron": sys.argv[1], "timezone": "UTC"}]
+deploy_flows(spec)
+with get_client(sync_client=True) as client:
+    print("\\n".join(remove_replaced_schedules(client, spec)))
+"""
+
+
+def test_redeploying_a_changed_cron_leaves_one_schedule_named_after_it(env, server, redeployed):
+    assert schedules_of(server, "tick/booking-cron-tick") == [("cron */10 * * * * UTC", "*/10 * * * *", True)]
+    done = subprocess.run([sys.executable, "-c", REDEPLOY_WITH_CRON, "*/5 * * * *"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "booking-cron-tick: removed the schedule it replaced (cron */10 * * * * UTC" in done.stdout
+    assert schedules_of(server, "tick/booking-cron-tick") == [("cron */5 * * * * UTC", "*/5 * * * *", True)]
+    assert schedules_of(server, "backfill/booking-cron-backfill") == []
+
+
+def test_a_tick_that_needs_attention_still_counts_as_completed_for_the_overdue_alert(env, server, deployed, conn):
+    """Such a tick ends in the COMPLETED state named "Needs attention"; the server's event for it
+    is prefect.flow-run.Needs attention, which the overdue automation must expect beside Completed."""
+    org = f.org(conn)
+    client = f.client(conn, org)
+    expired = f.pack(conn, org, client, expires_at=datetime.now(timezone.utc) - timedelta(days=30))
+    f.booking(conn, org, client, expired, start=datetime.now(timezone.utc) - timedelta(hours=2))
+    done = subprocess.run([sys.executable, "-c", "from flows.tick import tick; print(tick()['flow_run_id'])"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.split()[-1]
+    run = api(server, "GET", f"/flow_runs/{run_id}")
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Needs attention")
+
+    def final_event():
+        events = api(server, "POST", "/events/filter", json={"filter": {
+            "resource": {"id": [f"prefect.flow-run.{run_id}"]}, "event": {"prefix": ["prefect.flow-run."]}}})
+        return next((e["event"] for e in events["events"] if e["event"].endswith("Needs attention")), None)
+    event = wait_for(final_event, 60, "no event for the tick's final state")
+    overdue = next(a for a in api(server, "POST", "/automations/filter", json={})
+                   if a["name"] == "booking-cron tick overdue")
+    assert event in overdue["trigger"]["expect"] and "prefect.flow-run.Completed" in overdue["trigger"]["expect"]

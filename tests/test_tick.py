@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from booking_cron.audit import audit
-from flows.tick import complete_bookings, tick
+from booking_cron.due import ALL
+from flows.tick import complete_batch, tick
 from tests import factories as f
 from tests.factories import T
 
@@ -99,7 +100,7 @@ def test_crash_between_complete_and_deduct_is_repaired_by_the_next_tick(db, memb
     pack = f.pack(db, *member)
     b = f.booking(db, *member, pack)
     crashed_run = str(uuid.uuid4())
-    complete_bookings.fn(crashed_run, [b], 1, False)  # only the first write of the tick ran
+    complete_batch.fn(crashed_run, T, ALL, (None, None))  # only the first write of the tick ran
     assert f.status(db, b) == "completed"
     assert f.sessions_used(db, pack) == 0
 
@@ -115,7 +116,7 @@ def test_crash_between_complete_and_deduct_is_repaired_by_the_next_tick(db, memb
 def test_an_unfinished_deduction_is_an_audit_violation_once_a_later_tick_finished(db, member):
     pack = f.pack(db, *member)
     b = f.booking(db, *member, pack)
-    complete_bookings.fn(str(uuid.uuid4()), [b], 1, False)
+    complete_batch.fn(str(uuid.uuid4()), T, ALL, (None, None))
     db.execute("insert into tick_runs (flow_run_id, tick_at, state, started_at) values (%s, %s, 'finished', now() + interval '1 minute')",
                (str(uuid.uuid4()), T))
     assert [v.invariant for v in audit(db)] == ["tick_completions_deducted_or_explained"]
@@ -127,7 +128,7 @@ def test_a_crashed_tick_is_repaired_by_the_next_tick_of_its_shard_and_audit_wait
     client = f.client(db, orgs[1])
     pack = f.pack(db, orgs[1], client)
     b = f.booking(db, orgs[1], client, pack)
-    complete_bookings.fn(str(uuid.uuid4()), [b], 1, False)  # a tick that died before deducting
+    complete_batch.fn(str(uuid.uuid4()), T, ALL, (None, None))  # a tick that died before deducting
     assert tick(tick_at=T + timedelta(minutes=10), shard="1/2")["deducted"] == 0  # not this org's shard
     assert audit(db) == []  # no tick that covers the org has finished since: nothing is owed yet
     assert tick(tick_at=T + timedelta(minutes=10), shard="2/2")["deducted"] == 1

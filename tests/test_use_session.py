@@ -152,12 +152,18 @@ def test_complete_booking_completes_and_deducts_in_one_call(db, member):
     assert f.sessions_used(db, pack) == 1
 
 
-def test_functions_are_security_definer_with_pinned_search_path_and_not_public(db):
+def test_the_apps_functions_are_invoker_their_privileged_part_definer_all_pinned_and_not_public(db):
+    """What the API reaches (public) runs with the caller's rights; what it calls with more rights is
+    security definer in booking-cron's own schema (migration 0047) or a batch form no API role holds."""
     rows = db.execute("""
-        select p.oid::regprocedure::text, p.prosecdef, p.proconfig, has_function_privilege('public', p.oid, 'execute')
-        from pg_proc p where p.proname in ('use_session', 'use_sessions', 'complete_booking')""").fetchall()
-    assert len(rows) == 4
-    for signature, definer, settings, public_can_execute in rows:
-        assert definer, signature
-        assert any(s.startswith("search_path=") for s in settings or []), signature
+        select n.nspname, p.oid::regprocedure::text, p.prosecdef, p.proconfig,
+               has_function_privilege('public', p.oid, 'execute')
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where p.proname in ('use_session', 'use_sessions', 'complete_booking')""").fetchall()
+    assert {(schema, definer) for schema, _, definer, _, _ in rows} == {("public", False), ("public", True),
+                                                                        ("booking_cron", True)}
+    assert len(rows) == 7
+    for schema, signature, definer, settings, public_can_execute in rows:
+        assert definer == (schema == "booking_cron" or signature.startswith("use_sessions(")), signature
+        assert settings == ["search_path=pg_catalog, pg_temp"], signature
         assert not public_can_execute, signature

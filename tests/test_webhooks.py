@@ -147,6 +147,36 @@ def test_a_receipt_for_an_unknown_message_is_answered_and_ignored(db, hooks):
     assert text_state(db, row) == ("sent", None)
 
 
+def test_a_receipt_naming_a_text_settles_it_only_while_its_fate_is_unknown(db, hooks):
+    """The sender names the text in the StatusCallback URL (`?text=<id>`, signed by Twilio with the
+    rest): a receipt for a MessageSid no text holds settles that text only while it is `unknown`
+    and sid-less; a settled text keeps its own sid, and a sid another text holds is never taken."""
+    unknown_row, _, _ = sent_text(db)
+    db.execute("update sms_messages set status = 'unknown', provider_message_id = null, sent_at = null,"
+               " error_code = 'timeout' where id = %s", (unknown_row,))
+    settled_row, settled_sid, _ = sent_text(db)
+    other_row, other_sid, _ = sent_text(db)
+
+    def post_naming(row: str, params: dict) -> int:
+        path = f"/twilio/status?text={row}"
+        return hooks.post(path, content=urlencode(params), headers=signed(path, params)).status_code
+
+    new_sid = "SM" + uuid.uuid4().hex
+    assert post_naming(settled_row, receipt(new_sid, "delivered")) == 204
+    assert db.execute("select status, provider_message_id from sms_messages where id = %s",
+                      (settled_row,)).fetchone() == ("sent", settled_sid)
+    assert post_naming(unknown_row, receipt(other_sid, "delivered")) == 204  # held by another text
+    assert text_state(db, unknown_row) == ("unknown", "timeout")
+    assert text_state(db, other_row) == ("delivered", None)  # the receipt is that text's own
+    assert post_naming("not-a-uuid", receipt(new_sid, "sent")) == 204
+    assert text_state(db, unknown_row) == ("unknown", "timeout")
+    assert post_naming(unknown_row, receipt(new_sid, "sent")) == 204
+    assert db.execute("select status, provider_message_id, sent_at is not null from sms_messages where id = %s",
+                      (unknown_row,)).fetchone() == ("sent", new_sid, True)
+    assert post_naming(unknown_row, receipt(new_sid, "delivered")) == 204
+    assert text_state(db, unknown_row) == ("delivered", None)
+
+
 def test_a_receipt_that_overtakes_the_senders_commit_is_applied_once_the_sid_is_recorded(db, hooks, database_url):
     row, sid, _ = sent_text(db)
     # as the sender leaves it mid-send: claimed, the provider's sid not committed yet
@@ -282,7 +312,8 @@ def test_the_sandbox_calls_back_and_the_tick_counts_receipts(db, sandbox, databa
     for number in (fine, dead):
         f.booking(db, org, f.client(db, org, "Ava Nguyen", number), start=SOON)
     sandbox.configure(undeliverable={dead: 30003})
-    with BackgroundServer(SANDBOX_TOKEN, port=free_port(), database_url=database_url) as server:
+    with BackgroundServer(SANDBOX_TOKEN, port=free_port(), database_url=database_url,
+                          account_sid=sandbox.account_sid) as server:
         monkeypatch.setenv("BOOKING_CRON_PUBLIC_URL", server.url)
         run_tick(T)
         deadline = time.monotonic() + 10
@@ -303,10 +334,9 @@ def test_upgrade_rewrites_stored_suppressions_in_e164(server_url):
     from yoyo import get_backend, read_migrations
 
     from booking_cron import database, schema
+    from tests.hosting import owned_database
 
-    name = f"booking_cron_e164_{uuid.uuid4().hex[:8]}"
-    url = database.create_database(server_url, name)
-    try:
+    with owned_database(server_url, "booking_cron_e164") as url:
         backend = get_backend(schema._yoyo_url(url))
         before = read_migrations(str(schema.MIGRATIONS_DIR)).filter(lambda m: m.id < "0040")
         with backend.lock():
@@ -321,6 +351,3 @@ def test_upgrade_rewrites_stored_suppressions_in_e164(server_url):
         with database.connection(url) as conn:
             rows = conn.execute("select org_id::text, phone from sms_suppression order by phone").fetchall()
         assert rows == [(london, "+447911123456"), (org, "+61412399002"), (org, "+61412399003"), (org, "not a number")]
-    finally:
-        database.close_pools()
-        database.drop_database(server_url, name)

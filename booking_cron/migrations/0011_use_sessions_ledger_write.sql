@@ -1,3 +1,8 @@
+-- Edited after release (issue 15): a function-level `set booking_cron.ledger_write` needs a superuser
+-- on PostgreSQL 15+, so no hosted database owner could apply this file. The functions now mark their
+-- pack writes with set_config() at the start of their body instead (transaction-local; 0046, later in the
+-- same upgrade, has the current bodies, which also take the mark off before returning).
+
 -- use_sessions() again, with two changes: it marks its own pack writes (booking_cron.ledger_write)
 -- so the pack-change trigger does not record them a second time, and a booking whose session
 -- was given back (released_at set) may have one taken again, reusing its ledger row.
@@ -7,10 +12,10 @@ returns table (booking_id uuid, purchase_id uuid, outcome text)
 language plpgsql
 security definer
 set search_path = pg_catalog, public
-set booking_cron.ledger_write = 'on'
 as $$
 #variable_conflict use_column
 begin
+  perform set_config('booking_cron.ledger_write', 'on', true);
   if coalesce(array_length(p_purchase_ids, 1), 0) <> coalesce(array_length(p_booking_ids, 1), 0) then
     raise exception 'use_sessions: % purchase ids for % booking ids',
       array_length(p_purchase_ids, 1), array_length(p_booking_ids, 1);
@@ -113,11 +118,11 @@ returns boolean
 language plpgsql
 security definer
 set search_path = pg_catalog, public
-set booking_cron.ledger_write = 'on'
 as $$
 declare
   v_org uuid;
 begin
+  perform set_config('booking_cron.ledger_write', 'on', true);
   select cp.org_id into v_org from public.client_purchases cp where cp.id = p_purchase_id;
   if not found then
     return false;

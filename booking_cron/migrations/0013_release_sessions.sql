@@ -1,3 +1,8 @@
+-- Edited after release (issue 15): a function-level `set booking_cron.ledger_write` needs a superuser
+-- on PostgreSQL 15+, so no hosted database owner could apply this file. The functions now mark their
+-- pack writes with set_config() at the start of their body instead (transaction-local; 0046, later in the
+-- same upgrade, has the current bodies, which also take the mark off before returning).
+
 -- Giving sessions back. release_sessions() gives back exactly the listed bookings' sessions,
 -- set-based and idempotent per booking (its ledger row is marked released, once); outcomes:
 -- released, already_released, not_deducted (no session of that booking on that pack).
@@ -12,10 +17,10 @@ returns table (booking_id uuid, purchase_id uuid, outcome text)
 language plpgsql
 security definer
 set search_path = pg_catalog, public
-set booking_cron.ledger_write = 'on'
 as $$
 #variable_conflict use_column
 begin
+  perform set_config('booking_cron.ledger_write', 'on', true);
   if coalesce(array_length(p_purchase_ids, 1), 0) <> coalesce(array_length(p_booking_ids, 1), 0) then
     raise exception 'release_sessions: % purchase ids for % booking ids',
       array_length(p_purchase_ids, 1), array_length(p_booking_ids, 1);
@@ -79,13 +84,13 @@ returns int
 language plpgsql
 security definer
 set search_path = pg_catalog, public
-set booking_cron.ledger_write = 'on'
 as $$
 declare
   v_org uuid;
   v_booking uuid;
   v_used int;
 begin
+  perform set_config('booking_cron.ledger_write', 'on', true);
   select cp.org_id into v_org from public.client_purchases cp where cp.id = p_purchase_id for update;
   if not found then
     return -1;

@@ -8,7 +8,10 @@
 --   so API users cannot plant texts for booking-cron's sender.
 -- * Functions: none executable by anon; the app's callable ones (complete_booking, use_session,
 --   release_session) by authenticated and service_role, with membership checks inside; the
---   rest (batch forms, helpers, triggers) by neither.
+--   rest (batch forms, helpers, triggers) by neither. The callable ones are security invoker: they
+--   record the call in booking_cron.api_calls, whose trigger does the work (migration 0047).
+-- * booking-cron's own schema `booking_cron`: no function in it executable by any API role; only
+--   what the callable functions need: usage, insert of a call and reading its outcome.
 
 do $$
 declare
@@ -75,6 +78,85 @@ begin
   loop
     execute format('create policy booking_cron_tick on public.%I to booking_cron_tick using (true) with check (true)',
                    v_table);
+  end loop;
+end;
+$$;
+
+-- booking-cron's own schema: the API roles may record a call (authenticated, service_role) and read
+-- its outcome, nothing more; no function there is theirs to execute.
+do $$
+declare
+  v_api text;
+  v_fn regprocedure;
+begin
+  if to_regnamespace('booking_cron') is null then
+    return;
+  end if;
+  revoke all on schema booking_cron from public;
+  for v_fn in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'booking_cron'
+  loop
+    execute format('revoke execute on function %s from public', v_fn);
+    for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') loop
+      execute format('revoke execute on function %s from %I', v_fn, v_api);
+    end loop;
+  end loop;
+  revoke all on booking_cron.api_calls from public;
+  for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') loop
+    execute format('revoke all on booking_cron.api_calls from %I', v_api);
+    if v_api = 'anon' then
+      execute format('revoke all on schema booking_cron from %I', v_api);
+      continue;
+    end if;
+    execute format('grant usage on schema booking_cron to %I', v_api);
+    execute format('grant insert (call, purchase_id, booking_id), select (outcome) on booking_cron.api_calls to %I', v_api);
+    -- a caller reads back only its own calls' outcomes (INSERT ... RETURNING needs it)
+    execute format('drop policy if exists %I on booking_cron.api_calls', 'api_call_' || v_api);
+    execute format('create policy %I on booking_cron.api_calls to %I using (caller_user is not distinct from '
+                   '(nullif(current_setting(''request.jwt.claims'', true), '''')::jsonb ->> ''sub'')) with check (true)',
+                   'api_call_' || v_api, v_api);
+  end loop;
+end;
+$$;
+
+-- Which org may send from which sender (booking_cron.senders, migration 0049): no API role reads or
+-- writes it, whatever was granted since; the platform assigns through service_role's writes of
+-- sms_settings or `booking-cron senders assign`, and the tick's role only reads it.
+do $$
+declare
+  v_api text;
+begin
+  if to_regclass('booking_cron.senders') is null then
+    return;
+  end if;
+  revoke all on booking_cron.senders from public;
+  for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') loop
+    execute format('revoke all on booking_cron.senders from %I', v_api);
+  end loop;
+  alter table booking_cron.senders enable row level security;
+end;
+$$;
+
+-- The app's own functions that write the outbox with their owner's rights (its insert_sms_direct):
+-- not for anon or authenticated, who could plant texts with them (the app calls them as service_role).
+do $$
+declare
+  v_api text;
+  v_fn regprocedure;
+begin
+  for v_fn in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'public' and p.prosecdef and p.prosrc ~* 'insert\s+into\s+(public\.)?sms_messages'
+      and p.proname not in ('use_sessions', 'release_sessions', 'use_session', 'release_session', 'complete_booking')
+      and p.proname not like 'booking\_cron\_%'
+  loop
+    execute format('revoke execute on function %s from public', v_fn);
+    for v_api in select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated') loop
+      execute format('revoke execute on function %s from %I', v_fn, v_api);
+    end loop;
   end loop;
 end;
 $$;

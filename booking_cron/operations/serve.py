@@ -1,8 +1,8 @@
 """`booking-cron serve`: the tick on a cron schedule from this process, without a work pool.
 
 Its deployment is named apart from the worker's (`booking-cron-tick`): serving under that name
-would take the deployed tick away from its work pool. Ctrl-C (or SIGTERM) stops it; the schedule
-stays active so the next `serve` picks up where this one left off.
+would take the deployed tick away from its work pool. Ctrl-C (or SIGTERM) stops it and pauses the
+deployment, so no Late runs pile up with nothing to run them; the next `serve` resumes it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 
+from booking_cron.operations.schedules import remove_replaced, schedule_slug
+
 SERVE_NAME = "booking-cron-serve"
-SCHEDULE_SLUG = "serve"
 
 
 class ServeError(RuntimeError):
@@ -38,5 +39,29 @@ def serve(cron: str, name: str = SERVE_NAME) -> None:
     from flows.tick import tick
 
     check_name_is_free(name)
-    tick.serve(name=name, schedules=[Cron(cron, timezone="UTC", slug=SCHEDULE_SLUG)], pause_on_shutdown=False,
-               limit=1, global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW))
+    slug = remove_other_schedules(name, cron)
+    try:
+        tick.serve(name=name, schedules=[Cron(cron, timezone="UTC", slug=slug)], pause_on_shutdown=True, limit=1,
+                   global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW))
+    finally:
+        pause(name)
+
+
+def pause(name: str) -> None:
+    """Pause the served deployment. Prefect's runner does so on shutdown only once it has started
+    polling; a Ctrl-C while it starts would leave the schedule creating runs nobody takes."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.pause_deployment(client.read_deployment_by_name(f"tick/{name}").id)
+        except ObjectNotFound:
+            pass
+
+
+def remove_other_schedules(name: str, cron: str) -> str:
+    """The schedule's slug (`cron */10 * * * * UTC`); an earlier serve's schedule on another cron is
+    removed first, so the deployment runs on this cron only. Served runs need this process, so
+    nothing runs on the old schedule meanwhile."""
+    slug = schedule_slug({"cron": cron, "timezone": "UTC"})
+    with get_client(sync_client=True) as client:
+        remove_replaced(client, name, [slug])
+    return slug

@@ -35,9 +35,10 @@ DEFAULT_ACCOUNT_SID = "ACsandbox" + "0" * 25
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 FAULT_KINDS = ("429", "500", "503", "timeout_after_accept", "drop", "drop_after_accept")
 CONFIG_KEYS = ("latency", "rate_limit", "fault_rate", "fault_kinds", "number_errors",
-               "one_shot_faults", "stall_seconds", "undeliverable", "callback_delay")
+               "one_shot_faults", "stall_seconds", "undeliverable", "callback_delay", "list_lag", "list_fault")
 _COERCE = {"latency": float, "fault_rate": float, "stall_seconds": float, "fault_kinds": list,
-           "one_shot_faults": lambda v: deque(v or ()), "callback_delay": float,
+           "one_shot_faults": lambda v: deque(v or ()), "callback_delay": float, "list_lag": float,
+           "list_fault": lambda v: int(v) if v else None,
            "number_errors": lambda v: {str(n): int(c) for n, c in (v or {}).items()},
            "undeliverable": lambda v: {str(n): int(c) for n, c in (v or {}).items()}}
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -141,7 +142,8 @@ class TwilioSandbox:
             return {"latency": self.latency, "rate_limit": self.rate_limit, "fault_rate": self.fault_rate,
                     "fault_kinds": list(self.fault_kinds), "number_errors": dict(self.number_errors),
                     "one_shot_faults": list(self.one_shot_faults), "stall_seconds": self.stall_seconds,
-                    "undeliverable": dict(self.undeliverable), "callback_delay": self.callback_delay}
+                    "undeliverable": dict(self.undeliverable), "callback_delay": self.callback_delay,
+                    "list_lag": self.list_lag, "list_fault": self.list_fault}
 
     def reset(self) -> None:
         """Forget messages, request log and faults (latency/rate limit stay); reseed the RNG."""
@@ -157,6 +159,9 @@ class TwilioSandbox:
             self.callback_delay = 0.05  # before each status callback (Twilio's come seconds later)
             self._callbacks: list[dict] = []
             self.one_shot_faults: deque[str] = deque()
+            self.list_lag = 0.0  # seconds an accepted message takes to show in lists (Twilio's lag behind accepts)
+            self.list_fault: int | None = None  # HTTP status every list (look-up) answers while set, e.g. 503
+            self._list_requests = 0
             self._rng = random.Random(self._seed)
 
     @property
@@ -192,7 +197,7 @@ class TwilioSandbox:
                     "max_in_any_second": self.max_in_any_second(),
                     "faults_injected": self._faults_injected,
                     "rate_limited": sum(r["outcome"] == "rate_limited" for r in self._requests),
-                    "callbacks": len(self._callbacks)}
+                    "callbacks": len(self._callbacks), "list_requests": self._list_requests}
 
     def _api(self, method: str, path: str, query: dict, form: dict, authorization: str | None):
         """Answer one REST call: (status, payload), or (None, None) to close the socket unanswered."""
@@ -210,7 +215,15 @@ class TwilioSandbox:
                 resource = self._resources.get(match.group(2))
             return (200, resource) if resource else (404, twilio_error(20404, 404, path=path))
         if match and method == "GET":
-            return 200, self._list_page(query)
+            with self._lock:
+                self._list_requests += 1
+                fault = self.list_fault
+            if fault:
+                return fault, twilio_error(20000 + fault, fault)
+            try:
+                return 200, self._list_page(query)
+            except ValueError:
+                return 400, twilio_error(20001, 400)
         return self._log_post(method, form, "not_found", 404, twilio_error(20404, 404, path=path))
 
     def _log_post(self, method, form, outcome, status, payload=None, sid=None):
@@ -313,17 +326,25 @@ class TwilioSandbox:
         return resource, dict(record)
 
     def _list_page(self, query: dict) -> dict:
-        """A Twilio list page (newest first) with Page/PageSize paging the SDK can follow."""
+        """A Twilio list page (newest first) with Page/PageSize paging the SDK can follow, filtered
+        by To, From and DateSent (`DateSent>` on or after, `DateSent<` on or before: a day
+        `YYYY-MM-DD` or a UTC time `YYYY-MM-DDTHH:MM:SSZ`). A message accepted less than `list_lag`
+        seconds ago is not listed yet."""
         filters = {k: query[k] for k in ("To", "From") if query.get(k)}
+        dates = {k: query[k] for k in ("DateSent>", "DateSent<", "DateSent") if query.get(k)}
+        after, before = _date_bound(dates.get("DateSent>") or dates.get("DateSent"), False), \
+            _date_bound(dates.get("DateSent<") or dates.get("DateSent"), True)
         size = min(int(query["PageSize"]) if query.get("PageSize", "").isdigit() else 50, 1000) or 50
         page = int(query["Page"]) if query.get("Page", "").isdigit() else 0
+        listed_until = time.time() - self.list_lag
         with self._lock:
             matches = [self._resources[r["sid"]] for r in reversed(self._records)
-                       if all(self._resources[r["sid"]][k.lower()] == v for k, v in filters.items())]
+                       if r["accepted_at"] <= listed_until and after <= r["accepted_at"] <= before
+                       and all(self._resources[r["sid"]][k.lower()] == v for k, v in filters.items())]
         start = page * size
         items = matches[start:start + size]
         base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
-        uri = lambda p: f"{base}?{urlencode({**filters, 'PageSize': size, 'Page': p})}"  # noqa: E731
+        uri = lambda p: f"{base}?{urlencode({**filters, **dates, 'PageSize': size, 'Page': p})}"  # noqa: E731
         return {"messages": items, "first_page_uri": uri(0),
                 "next_page_uri": uri(page + 1) if len(matches) > start + size else None,
                 "previous_page_uri": uri(page - 1) if page > 0 else None,
@@ -341,6 +362,16 @@ class TwilioSandbox:
             return (200, action()) if action else (404, {"error": f"no admin endpoint {method} {path}"})
         except (ValueError, TypeError) as exc:
             return 400, {"error": str(exc)}
+
+
+def _date_bound(value: str | None, end: bool) -> float:
+    """A DateSent filter value as a Unix time: a day covers all of it; a time is exact; ValueError if neither."""
+    if not value:
+        return float("inf") if end else float("-inf")
+    if len(value) == 10:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+        return day + 86400 - 1e-6 if end else day
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
 
 
 class _Server(ThreadingHTTPServer):

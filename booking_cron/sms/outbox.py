@@ -14,13 +14,17 @@ import psycopg
 from booking_cron import database
 from booking_cron.due import ALL, Shard, in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
-from booking_cron.texts.plan import LOOKAHEAD_SLACK, BookingForTexts, OrgTexting, PlannedText, Schedule
+from booking_cron.store import loadable, loadable_time
+from booking_cron.texts.plan import (
+    LOOKAHEAD_SLACK, SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule,
+)
 from booking_cron.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.texts.sending import QuietHours, SendBudget
 
 ORGS = """
 select o.id::text, o.name, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
-       coalesce(s.quiet_hours_end, 8), s.twilio_phone_number, s.twilio_messaging_service_sid
+       coalesce(s.quiet_hours_end, 8), s.twilio_phone_number, s.twilio_messaging_service_sid,
+       booking_cron.sender_assigned(s.org_id, s.twilio_phone_number, s.twilio_messaging_service_sid)
 from public.sms_settings s
 join public.orgs o on o.id = s.org_id
 left join public.booking_settings bs on bs.org_id = s.org_id
@@ -40,14 +44,15 @@ with candidates as (
   join public.sms_settings s on s.org_id = b.org_id and s.enabled
   where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
       or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
-    and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00'  -- others are rejected, not texted
+    and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- others are not texted
     and """ + in_shard_sql("b.org_id") + """
 ),
 packs as (
-  select cp.client_id, sum(coalesce(cp.sessions_used, 0))::int as used,
-         sum(greatest(cp.sessions_total - coalesce(cp.sessions_used, 0), 0))::int as remaining,
+  select cp.client_id, sum(coalesce(cp.sessions_used, 0)) as used,  -- bigint: packs of 2^31 sessions add up
+         sum(greatest(cp.sessions_total::bigint - coalesce(cp.sessions_used, 0), 0)) as remaining,
          array_agg(cp.id) as ids
   from public.client_purchases cp
+  join public.clients pc on pc.id = cp.client_id and pc.org_id = cp.org_id  -- only packs of the client's own org
   where cp.client_id in (select client_id from candidates)
     and cp.payment_status = 'succeeded' and cp.sessions_total is not null
     and (cp.expires_at is null or cp.expires_at > %(t)s)
@@ -63,10 +68,10 @@ select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
                  and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- both sides E.164
-       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
+       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type, coalesce(p.used, 0), coalesce(k.booked, 0), coalesce(p.remaining, 0)
 from candidates b
-join public.clients c on c.id = b.client_id
+join public.clients c on c.id = b.client_id and c.org_id = b.org_id  -- another org's client: no text
 left join packs p on p.client_id = b.client_id
 left join booked k on k.client_id = b.client_id
 """
@@ -107,21 +112,23 @@ select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
                  and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- as the tick's BOOKINGS
-       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), b.confirmation_sent_at,
+       b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type
 from public.bookings b
 join public.sms_settings s on s.org_id = b.org_id and s.enabled
-join public.clients c on c.id = b.client_id
+join public.clients c on c.id = b.client_id and c.org_id = b.org_id  -- as the tick's BOOKINGS
 where b.status in ('confirmed', 'completed')
   and ((b.start_time > %(first)s and b.start_time <= %(last)s + %(ahead)s)
     or (b.end_time > %(first)s - interval '48 hours' and b.end_time <= %(last)s))
-  and isfinite(b.start_time) and b.start_time >= '0001-01-01 00:00:00+00' and isfinite(b.end_time)
+  and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- as the tick's BOOKINGS
   and """ + in_shard_sql("b.org_id") + """
 """
 
 REPLAY_PACKS = """
-select cp.id::text, cp.client_id::text, cp.sessions_total, coalesce(cp.sessions_used, 0), cp.expires_at
+select cp.id::text, cp.client_id::text, cp.sessions_total, coalesce(cp.sessions_used, 0),
+       """ + loadable_time("cp.expires_at") + """  -- past Python's range (infinity): never expires
 from public.client_purchases cp
+join public.clients pc on pc.id = cp.client_id and pc.org_id = cp.org_id  -- as the tick's packs
 where cp.client_id = any(%(clients)s::uuid[]) and cp.payment_status = 'succeeded' and cp.sessions_total is not null
   and (cp.expires_at is null or cp.expires_at > %(first)s)
 """
@@ -130,11 +137,13 @@ REPLAY_PACK_BOOKINGS = """
 select b.id::text, b.client_id::text, b.purchase_id::text, b.start_time, b.status
 from public.bookings b
 where b.client_id = any(%(clients)s::uuid[]) and b.purchase_id is not null and b.start_time > %(first)s
-  and isfinite(b.start_time) and b.status in ('confirmed', 'pending', 'completed')
+  and """ + loadable("b.start_time") + """ and b.status in ('confirmed', 'pending', 'completed')
 """
 
 # Keys of texts a booking already has, the app's translated to booking-cron's `kind:schedule:booking`
-# (the app's count once it queued or sent them; its failed or cancelled ones do not).
+# (the app's count once it queued or sent them; its failed or cancelled ones do not, nor rows an
+# API role queued through the app's functions (queued_by, migration 0050): planted, they would
+# silence the reminder for good once the app's worker is off).
 EXISTING_KEYS = f"""
 select case when ident.by_app
             then ident.kind || ':' || coalesce(ident.schedule_id::text, '-') || ':' || m.related_entity_id::text
@@ -143,7 +152,8 @@ from public.sms_messages m
 {TEXT_IDENTITY}
 where m.related_entity_id = any(%(ids)s::uuid[]) and m.idempotency_key is not null
   and not (m.status = 'cancelled' and m.error_code = 'booking_rescheduled')
-  and not (ident.by_app and (ident.kind is null or m.status in ('failed', 'cancelled')))
+  and not (ident.by_app and (ident.kind is null or m.status in ('failed', 'cancelled')
+                             or coalesce(m.queued_by, '') in ('anon', 'authenticated')))
 """
 
 # A text cancelled because its booking moved may be queued again (same key, one row, one send).
@@ -170,13 +180,19 @@ returning m.idempotency_key
 
 # Claim due texts with a lease. A 'sending' row whose lease ran out belonged to a sender that
 # died mid-send: it comes back flagged, and is looked up at the provider before any resend.
+# A text whose sender is not assigned to its org waits unclaimed until it is (or until it is
+# stale, when the sender expires it without sending).
 CLAIM = """
 with due as (
-  select m.id, m.status as was, m.locked_until as was_until from public.sms_messages m
+  select m.id, m.status as was, m.locked_until as was_until,
+         coalesce(m.attempted_at, m.updated_at) as was_attempted from public.sms_messages m
   where m.kind is not null and """ + in_shard_sql("m.org_id") + """
-    and ((m.status = 'scheduled' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s))
+    and ((m.status = 'unknown'  -- fate unknown: looked up again by every later tick (once a tick) until it is settled
+          and m.flow_run_id is distinct from %(run)s::uuid)
+      or (m.status = 'scheduled' and m.scheduled_for <= %(now)s and (m.locked_until is null or m.locked_until < %(now)s)
+          and (m.expires_at <= %(now)s or booking_cron.sender_assigned(m.org_id, m.from_phone, m.messaging_service_sid)))
       or (m.status = 'sending' and m.locked_until < %(now)s))
-  order by m.scheduled_for, m.id
+  order by m.status = 'unknown' desc, m.scheduled_for, m.id  -- reconcile before new sends
   limit %(limit)s
   for update skip locked
 )
@@ -188,7 +204,8 @@ where m.id = due.id
 returning m.id::text, m.idempotency_key, m.kind, m.schedule_id::text, m.related_entity_id::text, m.org_id::text,
           m.client_id::text, m.to_phone, nullif(m.from_phone, ''), m.messaging_service_sid, m.body,
           m.expires_at, m.attempts, due.was = 'sending',
-          case when due.was = 'sending' then due.was_until - %(lease)s end
+          case when due.was = 'sending' then due.was_until - %(lease)s end,
+          due.was = 'unknown', case when due.was = 'unknown' then due.was_attempted end, m.created_at
 """
 
 CLAIM_LOST = "claim_lost"
@@ -221,6 +238,8 @@ select case
   when m.kind <> 'feedback_request' and not coalesce(c.sms_reminder_enabled, true) then 'opted_out'
   when exists (select 1 from public.sms_suppression x where x.org_id = m.org_id and x.phone = m.to_phone)
     then 'suppressed'
+  when not booking_cron.sender_assigned(m.org_id, m.from_phone, m.messaging_service_sid)
+    then '""" + SENDER_NOT_ASSIGNED + """'
 end
 from public.sms_messages m
 left join public.bookings b on b.id = m.related_entity_id
@@ -246,11 +265,14 @@ class ClaimedText:
     attempts: int
     reclaimed: bool
     previous_claim_at: datetime | None  # when the sender that died claimed it (reclaimed texts)
+    unknown: bool = False  # its fate was unknown: look it up before anything else
+    attempted_at: datetime | None = None  # real time its last send attempt began (unknown texts)
+    created_at: datetime | None = None  # real time it was queued: no send of it can be older
 
 
 def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
     """How far past T planning looks for upcoming sessions: the longest offset plus slack."""
-    longest = max((s.mins_offset for group in schedules.values() for s in group), default=0)
+    longest = max((s.mins_offset for group in schedules.values() for s in group if s.usable), default=0)
     return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
 
 
@@ -374,24 +396,36 @@ class Outbox:
 
     def settle(self, message_id: str, attempts: int, status: str, *, sid: str | None = None,
                code: str | None = None, detail: str | None = None, until: datetime | None = None,
-               sent_at: datetime | None = None, conn: psycopg.Connection | None = None) -> None:
+               sent_at: datetime | None = None, attempted_at: datetime | None = None,
+               conn: psycopg.Connection | None = None) -> None:
         """Record a text's fate (or put it back in the queue, with `until` as its new time), only
         while it is still this claim (status sending, same attempts): a sender that outlived its
         lease changes nothing."""
         if conn is None:
             with database.connection(self.url) as own:
                 return self.settle(message_id, attempts, status, sid=sid, code=code, detail=detail, until=until,
-                                   sent_at=sent_at, conn=own)
+                                   sent_at=sent_at, attempted_at=attempted_at, conn=own)
         with conn.cursor() as cur:
             cur.execute(
                 """update public.sms_messages
                    set status = %(status)s, provider_message_id = coalesce(%(sid)s, provider_message_id),
                        error_code = %(code)s, error_message = %(detail)s, locked_until = null,
                        scheduled_for = coalesce(%(until)s, scheduled_for),
-                       sent_at = coalesce(%(sent_at)s, sent_at), updated_at = now()
+                       sent_at = coalesce(%(sent_at)s, sent_at),
+                       attempted_at = coalesce(%(attempted_at)s, attempted_at), updated_at = now()
                    where id = %(id)s and status = 'sending' and attempts = %(attempts)s""",
                 {"status": stored_status(status), "sid": sid, "code": code, "detail": detail, "until": until,
-                 "sent_at": sent_at, "id": message_id, "attempts": attempts})
+                 "sent_at": sent_at, "attempted_at": attempted_at, "id": message_id, "attempts": attempts})
+
+    def sids_taken(self, text: ClaimedText) -> frozenset[str]:
+        """Provider sids other texts of the same number and body already hold: a look-up for this
+        text must not take one of them (two sessions at one time can share a body)."""
+        with self._cursor() as cur:
+            rows = cur.execute(
+                """select provider_message_id from public.sms_messages
+                   where to_phone = %s and body = %s and id <> %s and provider_message_id is not null""",
+                (text.to_phone, text.body, text.id)).fetchall()
+        return frozenset(sid for (sid,) in rows)
 
     def suppress(self, org_id: str, phone: str, reason: str, conn: psycopg.Connection) -> None:
         with conn.cursor() as cur:

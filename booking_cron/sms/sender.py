@@ -1,8 +1,13 @@
 """Delivering claimed texts: decide, re-check under the booking's lock, send, settle.
 
-Concurrency covers provider latency; a shared pacer keeps the provider rate; an outcome that
+Concurrency covers provider latency; a send slot from the database (sms/rate.py) keeps the
+provider rate across every worker; an outcome that
 may have reached the provider is looked up before any retry, and marked unknown (never
-blindly resent) when the provider cannot say.
+blindly resent) when the provider cannot say or does not list it yet.
+
+Reconciliation (issue 20): every later claim looks an `unknown` text up again before any new
+send. Found: `sent`, with its sid. Not found: only once its last send attempt is older than the
+grace does "not found" mean "never went"; then it is sent if still fresh, else expired.
 """
 
 from __future__ import annotations
@@ -15,41 +20,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from booking_cron import config
 from booking_cron.faults import crash_point
 from booking_cron.results import StepResult, text_step
 from booking_cron.sms.gateway import (
-    ACCEPTED, MAYBE_SENT, REJECTED, SUPPRESSING_CODES, LookupFailed, SendResult, SmsGateway,
+    ACCEPTED, MAYBE_SENT, REJECTED, LookupFailed, SendResult, SmsGateway,
 )
 from booking_cron.sms.outbox import CLAIM_LOST, ClaimedText, Outbox
+from booking_cron.sms.rate import SendRate
+from booking_cron.sms.twilio_codes import suppression_reason
 from booking_cron.texts.phones import mask_phone
+from booking_cron.texts.plan import SENDER_NOT_ASSIGNED
 from booking_cron.texts.sending import Decision, QuietHours, SendBudget, decide_send, limit_wait, retry_delay
 
 MAX_ATTEMPTS_PER_TICK = 4
 MAX_CLAIMS = 8  # a text claimed this many times without an outcome fails for good
 LEASE = timedelta(minutes=5)  # how long a claim holds a text before another sender may take it
+LOOKUP_SKEW = timedelta(minutes=1)
+UNRESOLVED_LIMIT = timedelta(hours=1)  # an unknown text older than this needs a person (attention.py)
 
 
-class Pacer:
-    """At most `rate` sends a second across threads: each send takes the next free slot.
-
-    Slots are spaced for 95% of the rate: network jitter can bunch two requests together at the
-    provider, and a 429 costs a retry, which costs more than the 5%.
-    """
-
-    HEADROOM = 0.95
-
-    def __init__(self, rate: float):
-        self.interval = 1.0 / (rate * self.HEADROOM) if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            slot = max(time.monotonic(), self._next)
-            self._next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+def unknown_reason(why: str, attempted_at: datetime | None) -> str:
+    """A still-unknown text's reason: `why`, or `unresolved_<hours>h_<why>` once older than the limit."""
+    age = utc_now() - attempted_at if attempted_at else timedelta(0)
+    return f"unresolved_{int(age // timedelta(hours=1))}h_{why}" if age >= UNRESOLVED_LIMIT else why
 
 
 def utc_now() -> datetime:
@@ -69,7 +63,7 @@ def send_clock(tick_at: datetime) -> Callable[[], datetime]:
 class Sender:
     outbox: Outbox
     gateway: SmsGateway
-    pacer: Pacer
+    rate: SendRate
     concurrency: int = 8
     backoff: float = 0.5
     clock: Callable[[], datetime] = utc_now
@@ -92,14 +86,46 @@ class Sender:
 
     def _deliver_one(self, text: ClaimedText, quiet: QuietHours | None, budget: SendBudget,
                      lock: threading.Lock) -> tuple[str, str | None]:
+        if not text.unknown:
+            return self._decide_and_send(text, quiet, budget, lock)
+        resolved = self._reconcile(text)
+        if resolved:
+            return resolved
+        # it never went: on as any text (sent if fresh, expired with its reason if not)
+        outcome, reason = self._decide_and_send(text, quiet, budget, lock)
+        return outcome, f"reconciled_{reason or 'never_sent'}"
+
+    def _reconcile(self, text: ClaimedText) -> tuple[str, str | None] | None:
+        """Look an unknown text up: its fate, or None when it certainly never reached the provider."""
+        attempted = text.attempted_at or text.created_at or utc_now()
+        since = min(text.created_at or attempted, attempted) - LOOKUP_SKEW  # before any send of it
+        try:
+            sid = self.gateway.lookup(text.to_phone, text.body, since, self.outbox.sids_taken(text))
+        except LookupFailed as error:
+            self.outbox.settle(text.id, text.attempts, "unknown", code="lookup_failed", detail=str(error)[:200])
+            return "unknown", unknown_reason("lookup_failed", attempted)
+        if sid:
+            went = self.clock() - max(utc_now() - attempted, timedelta(0))  # the attempt, on the sender's clock
+            self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=went)
+            return "sent", "reconciled_found_at_provider"
+        if utc_now() - attempted < config.sms_reconcile_grace():  # the provider's list may not show it yet
+            self.outbox.settle(text.id, text.attempts, "unknown", code="not_found_yet",
+                               detail=f"not listed yet; concluded after {config.sms_reconcile_grace()}")
+            return "unknown", unknown_reason("not_found_yet", attempted)
+        return None
+
+    def _decide_and_send(self, text: ClaimedText, quiet: QuietHours | None, budget: SendBudget,
+                         lock: threading.Lock) -> tuple[str, str | None]:
         now = self.clock()
         # A sender died mid-send: the provider may have it. Ask first, whatever happens next,
         # so that neither a deferral nor "expired" hides a text that went out.
         if text.reclaimed:
             try:
-                sid = self.gateway.lookup(text.to_phone, text.body, utc_now() - LEASE - timedelta(minutes=5))
-            except LookupFailed as error:
-                self.outbox.settle(text.id, text.attempts, "unknown", code="lookup_failed", detail=str(error)[:200])
+                sid = self.gateway.lookup(text.to_phone, text.body, utc_now() - LEASE - timedelta(minutes=5),
+                                          self.outbox.sids_taken(text))
+            except LookupFailed as error:  # reconciled later; its last attempt was before now at the latest
+                self.outbox.settle(text.id, text.attempts, "unknown", code="lookup_failed", detail=str(error)[:200],
+                                   attempted_at=utc_now())
                 return "unknown", "lookup_failed"
             if sid:  # it went out while the dead sender held its claim
                 self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=text.previous_claim_at or now)
@@ -118,6 +144,9 @@ class Sender:
         with self.outbox.send_guard(text.id, text.attempts) as (blocker, conn):
             if blocker == CLAIM_LOST:
                 outcome = ("claim_lost", None)  # another sender reclaimed it after our lease ran out
+            elif blocker == SENDER_NOT_ASSIGNED:  # unassigned since the claim: it waits again, unsent
+                self.outbox.settle(text.id, text.attempts, "queued", code=blocker, conn=conn)
+                outcome = ("deferred", blocker)
             elif blocker:
                 status = "skipped" if blocker in ("opted_out", "suppressed") else "cancelled"
                 self.outbox.settle(text.id, text.attempts, status, code=blocker, conn=conn)
@@ -138,35 +167,44 @@ class Sender:
 
     def _send(self, text: ClaimedText, conn) -> tuple[str, str | None]:
         last: SendResult | None = None
-        started = utc_now() - timedelta(minutes=1)  # the provider's clock, for look-ups
+        started = utc_now() - LOOKUP_SKEW  # the provider's clock, for look-ups
+        taken: frozenset[str] | None = None
         for attempt in range(MAX_ATTEMPTS_PER_TICK):
             if attempt:
                 time.sleep(retry_delay(attempt - 1, self.backoff, self.rng.uniform(0.5, 1.5)))
             if self.clock() >= text.expires_at:
                 self.outbox.settle(text.id, text.attempts, "expired", code="stale", conn=conn)
                 return "expired", "stale"
-            self.pacer.wait()
-            last = self.gateway.send(text.to_phone, text.body, text.from_phone, text.messaging_service_sid)
+            self.rate.wait(text.from_phone or text.messaging_service_sid or "")
+            attempted_at = utc_now()
+            last = self.gateway.send(text.to_phone, text.body, text.from_phone, text.messaging_service_sid,
+                                     reference=str(text.id))
             if last.kind == ACCEPTED:
                 crash_point("after_provider_accept")
                 self.outbox.settle(text.id, text.attempts, "sent", sid=last.sid, sent_at=self.clock(), conn=conn)
                 return "sent", None
             if last.kind == REJECTED:
-                code = int(last.code) if (last.code or "").isdigit() else None
-                if code in SUPPRESSING_CODES:
-                    self.outbox.suppress(text.org_id, text.to_phone, SUPPRESSING_CODES[code], conn)
+                reason = suppression_reason(last.code)
+                if reason:
+                    self.outbox.suppress(text.org_id, text.to_phone, reason, conn)
                 self.outbox.settle(text.id, text.attempts, "failed", code=last.code, detail=last.detail, conn=conn)
                 return "failed", f"provider_{last.code}"
             if last.kind == MAYBE_SENT:
                 try:
-                    sid = self.gateway.lookup(text.to_phone, text.body, started)
+                    taken = self.outbox.sids_taken(text) if taken is None else taken
+                    sid = self.gateway.lookup(text.to_phone, text.body, started, taken)
                 except LookupFailed as error:
                     self.outbox.settle(text.id, text.attempts, "unknown", code=last.code, detail=str(error)[:200],
-                                       conn=conn)
+                                       attempted_at=attempted_at, conn=conn)
                     return "unknown", f"{last.code}_then_lookup_failed"
                 if sid:
                     self.outbox.settle(text.id, text.attempts, "sent", sid=sid, sent_at=self.clock(), conn=conn)
                     return "sent", f"found_after_{last.code}"
+                if utc_now() - attempted_at < config.sms_reconcile_grace():  # not listed yet proves nothing
+                    self.outbox.settle(text.id, text.attempts, "unknown", code=last.code,
+                                       detail="not listed yet; looked up again on later ticks",
+                                       attempted_at=attempted_at, conn=conn)
+                    return "unknown", f"{last.code}_not_found_yet"
         assert last is not None
         if text.attempts >= MAX_CLAIMS:
             self.outbox.settle(text.id, text.attempts, "failed", code="retries_exhausted", detail=last.code, conn=conn)

@@ -10,13 +10,13 @@ from booking_cron.faults import crash_point
 from booking_cron.results import StepResult, text_step
 from booking_cron.sms.gateway import SmsGateway, TwilioGateway
 from booking_cron.sms.outbox import Outbox
-from booking_cron.sms.sender import LEASE, Pacer, Sender, send_clock
+from booking_cron.sms.rate import SendRate
+from booking_cron.sms.sender import LEASE, Sender, send_clock
 from booking_cron.store import BookingStore
 from booking_cron.texts.phones import mask_phone
 from booking_cron.texts.plan import PlannedText, plan_texts
 
 CLAIM_BATCH = 200
-_pacers: dict[float, Pacer] = {}
 
 
 def sms_gateway() -> SmsGateway | None:
@@ -27,10 +27,10 @@ def sms_gateway() -> SmsGateway | None:
     return TwilioGateway(settings, timeout=config.sms_timeout(), status_callback=config.status_callback_url())
 
 
-def shared_pacer() -> Pacer:
-    """One pacer per process, so concurrent batches and ticks here share the provider rate."""
-    rate = config.sms_rate()
-    return _pacers.setdefault(rate, Pacer(rate))
+def account_key() -> str:
+    """Which provider account the account-wide rate counts against: the Twilio account sid."""
+    settings = config.twilio_settings_from_env()
+    return settings.account_sid if settings else ""
 
 
 def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: bool,
@@ -65,7 +65,7 @@ def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway, shar
         return []
     crash_point("after_claim")
     quiet, budget = outbox.sending_context(texts, now)
-    sender = Sender(outbox, gateway, shared_pacer(), concurrency=config.sms_concurrency(),
+    sender = Sender(outbox, gateway, SendRate.from_config(account_key()), concurrency=config.sms_concurrency(),
                     backoff=config.sms_backoff(), clock=clock)
     results = sender.deliver(texts, quiet, budget)
     BookingStore().record_results(run_id, results)

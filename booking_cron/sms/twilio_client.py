@@ -10,7 +10,6 @@ from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-TWILIO_API_URL = "https://api.twilio.com"
 _POOL_SIZE = 32  # concurrent senders sharing one client keep their connections
 
 

@@ -35,6 +35,9 @@ UNCONFIRMED_LEAD = timedelta(hours=24)
 # How far ahead of T a tick looks at upcoming sessions: the longest schedule offset plus a
 # quiet-hours shift (under a day) plus the unconfirmed lead.
 LOOKAHEAD_SLACK = timedelta(days=2)
+# The org's sender is not assigned to it by the platform (migration 0049): its texts wait in the
+# outbox, unsent, until it is.
+SENDER_NOT_ASSIGNED = "sender_not_assigned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,13 @@ class OrgTexting:
     quiet_end: int
     from_phone: str | None
     messaging_service_sid: str | None
+    sender_assigned: bool = True  # the sender above is assigned to this org (booking_cron.senders)
+
+
+# The largest offset a schedule may have, either way: 30 days. A trainer can store any integer
+# (2147483647 minutes is 4,000 years); such a schedule's texts are recorded once as skipped with
+# the reason, and it does not widen the window of bookings every tick reads.
+MAX_OFFSET_MINUTES = 30 * 24 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,10 @@ class Schedule:
     type: str  # pre_session | post_session
     mins_offset: int
     body: str
+
+    @property
+    def usable(self) -> bool:
+        return abs(self.mins_offset) <= MAX_OFFSET_MINUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +121,17 @@ def texts_owed(booking: BookingForTexts, schedules: list[Schedule]) -> list[tupl
     if booking.status == "confirmed":
         for s in schedules:
             if s.type == "pre_session":
-                owed.append((SESSION_REMINDER, s, booking.start_time - timedelta(minutes=s.mins_offset), booking.start_time))
+                stale_at = booking.start_time
+                due = stale_at - timedelta(minutes=s.mins_offset) if s.usable else stale_at  # never goes
+                owed.append((SESSION_REMINDER, s, due, stale_at))
         if not booking.client_confirmed and booking.confirmation_sent_at is not None:
             owed.append((UNCONFIRMED_REMINDER, None, booking.start_time - UNCONFIRMED_LEAD, booking.start_time))
     elif booking.status == "completed":
         for s in schedules:
             if s.type == "post_session":
-                owed.append((FEEDBACK_REQUEST, s, booking.end_time + timedelta(minutes=s.mins_offset),
-                             booking.end_time + FEEDBACK_STALE_AFTER))
+                stale_at = booking.end_time + FEEDBACK_STALE_AFTER
+                due = booking.end_time + timedelta(minutes=s.mins_offset) if s.usable else stale_at
+                owed.append((FEEDBACK_REQUEST, s, due, stale_at))
     return owed
 
 
@@ -150,7 +167,8 @@ def plan_texts(
             if key in existing_keys or tick_at >= stale_at:
                 continue
             if due >= stale_at:  # can never go: record it once, with the reason
-                reason = "negative_offset" if schedule and schedule.mins_offset < 0 else "due_after_stale"
+                reason = ("offset_out_of_range" if schedule and not schedule.usable
+                          else "negative_offset" if schedule and schedule.mins_offset < 0 else "due_after_stale")
                 planned.append(_plan_one(booking, org, kind, schedule, tick_at, stale_at, key, feedback_link,
                                          (reason, "skipped")))
                 continue
@@ -200,6 +218,8 @@ def _plan_one(booking, org, kind, schedule, send_at, stale_at, key, feedback_lin
             status, reason = "failed", error.reason
     if status == "queued" and not (org.from_phone or org.messaging_service_sid):
         status, reason = "failed", "no_sender"
+    elif status == "queued" and not org.sender_assigned:
+        reason = SENDER_NOT_ASSIGNED  # queued all the same: it waits for its sender (sms/outbox.py CLAIM)
     return PlannedText(
         key=key, kind=kind, schedule_id=schedule.id if schedule else None, booking_id=booking.booking_id,
         org_id=booking.org_id, client_id=booking.client_id, to_phone=phone, from_phone=org.from_phone or "",

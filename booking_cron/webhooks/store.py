@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from booking_cron import database
 from booking_cron.sms.suppression import SUPPRESS
+from booking_cron.sms.twilio_codes import suppression_reason
 from booking_cron.webhooks import rules
 
 STATEMENT_TIMEOUT = "5s"  # Twilio gives up after 15 s; a request waits for no lock longer than this
@@ -22,6 +23,18 @@ where m.provider_message_id = %s
 for update
 """
 
+# A receipt whose MessageSid no text holds, for the text its callback URL names: a text whose
+# send was never answered (`unknown`) went after all, as this MessageSid. Only an `unknown` text
+# without a sid takes it, and only a sid no other text holds (a receipt never moves a settled text).
+SENT_AFTER_ALL = """
+update public.sms_messages m
+set status = 'sent', provider_message_id = %(sid)s, error_code = null, error_message = null,
+    sent_at = coalesce(m.sent_at, m.attempted_at, now()), updated_at = now()
+where m.id = %(id)s and m.status = 'unknown' and m.provider_message_id is null
+  and not exists (select from public.sms_messages o where o.provider_message_id = %(sid)s)
+returning m.id::text, m.status, m.org_id::text, m.to_phone
+"""
+
 SETTLE_RECEIPT = """
 update public.sms_messages
 set status = %(status)s, error_code = coalesce(%(code)s, error_code),
@@ -29,11 +42,13 @@ set status = %(status)s, error_code = coalesce(%(code)s, error_code),
 where id = %(id)s
 """
 
-# The orgs that text from the number a reply was sent to (its own number, or its messaging service).
+# The orgs the platform assigned the number a reply was sent to, or its messaging service
+# (booking_cron.senders, migration 0049): an org's own sms_settings only claim a sender, and a
+# claim routes nothing. A reply to a sender assigned to no org is recorded and acts on nothing.
 ORGS_OF_SENDER = """
-select s.org_id from public.sms_settings s
-where (s.twilio_phone_number is not null and regexp_replace(s.twilio_phone_number, '[^0-9+]', '', 'g') = %(to)s)
-   or (%(service)s <> '' and s.twilio_messaging_service_sid = %(service)s)
+select distinct s.org_id from booking_cron.senders s
+where (s.kind = 'phone' and s.sender = regexp_replace(%(to)s, '[^0-9+]', '', 'g'))
+   or (s.kind = 'messaging_service' and %(service)s <> '' and s.sender = %(service)s)
 """
 
 RECORD_REPLY = """
@@ -68,7 +83,7 @@ returning b.id::text, b.start_time, b.org_id::text
 
 @dataclass(frozen=True)
 class Receipt:
-    outcome: str  # applied | unchanged | unknown_message
+    outcome: str  # applied | unchanged | unknown_message | sent_after_all
     status: str | None = None
     suppressed: str | None = None
 
@@ -89,10 +104,12 @@ SENDING_NOW = "select exists (select from public.sms_messages where status = 'se
 
 
 def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None = None,
-                  wait: float = OVERTAKEN_WAIT) -> Receipt:
+                  wait: float = OVERTAKEN_WAIT, text_id: str | None = None) -> Receipt:
+    """`text_id`: the text the callback URL names (the sender puts it there), for a text whose
+    send was never answered."""
     deadline = time.monotonic() + wait
     while True:
-        receipt = _apply_receipt(sid, reported, error_code, url)
+        receipt = _apply_receipt(sid, reported, error_code, url, text_id)
         if receipt.outcome != "unknown_message" or time.monotonic() >= deadline or not _sending_now(url):
             return receipt
         time.sleep(0.1)
@@ -103,19 +120,23 @@ def _sending_now(url: str | None) -> bool:
         return conn.execute(SENDING_NOW).fetchone()[0]
 
 
-def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None) -> Receipt:
+def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None,
+                   text_id: str | None = None) -> Receipt:
     with database.transaction(url) as cur:
         cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
         row = cur.execute(TEXT_BY_SID, (sid,)).fetchone()
+        sent_after_all = row is None and text_id is not None
+        if sent_after_all:
+            row = cur.execute(SENT_AFTER_ALL, {"id": text_id, "sid": sid}).fetchone()
         if row is None:
             return Receipt("unknown_message")
         text_id, current, org_id, to_phone = row
         target = rules.status_after(current, reported)
         if target is None:
-            return Receipt("unchanged", current)
+            return Receipt("sent_after_all" if sent_after_all else "unchanged", current)
         code = (error_code or "").strip()[:20] or None
         cur.execute(SETTLE_RECEIPT, {"status": target, "code": code if target == "failed" else None, "id": text_id})
-        reason = rules.suppression_reason(code) if target == "failed" else None
+        reason = suppression_reason(code) if target == "failed" else None
         if reason:
             cur.execute(SUPPRESS, (org_id, to_phone, reason))
         return Receipt("applied", target, reason)

@@ -208,6 +208,8 @@ alter table public.sms_suppression enable row level security;
 
 create policy "orgs read by members" on public.orgs for select using (public.is_org_member(id));
 create policy "orgs public read for onboarding" on public.orgs for select using (true);
+create policy "orgs write by owner" on public.orgs for update
+  using (public.org_role(id) = 'owner') with check (public.org_role(id) = 'owner');
 create policy "members read by members" on public.org_members for select using (public.is_org_member(org_id));
 create policy "members write by owner" on public.org_members for insert with check (public.org_role(org_id) = 'owner');
 create policy "clients read by members" on public.clients for select using (public.is_org_member(org_id));
@@ -217,6 +219,12 @@ create policy "clients update by trainer" on public.clients for update
   using (public.org_role(org_id) in ('owner', 'staff')) with check (public.org_role(org_id) in ('owner', 'staff'));
 create policy "client reads own profile" on public.clients for select using (auth_user_id = auth.uid());
 create policy "clients public read by onboarding token" on public.clients for select using (onboarding_token is not null);
+-- a signed-in client may update every column of their own client row; the onboarding page (signed
+-- out) may update any client row that has an onboarding token
+create policy "client updates own profile" on public.clients for update
+  using (auth_user_id = auth.uid()) with check (auth_user_id = auth.uid());
+create policy "clients public update by onboarding token" on public.clients for update
+  using (onboarding_token is not null) with check (onboarding_token is not null);
 create policy "offers read by anyone" on public.offers for select using (true);
 create policy "offers managed by org owner" on public.offers for all using (public.org_role(org_id) in ('owner', 'staff'));
 create policy "purchases read by org members" on public.client_purchases for select
@@ -238,6 +246,9 @@ create policy "bookings read by client" on public.bookings for select
   using (client_id in (select id from public.clients where auth_user_id = auth.uid()));
 create policy "bookings update by client" on public.bookings for update
   using (client_id in (select id from public.clients where auth_user_id = auth.uid()));
+-- the client booking page: any booking whose client is the signed-in client (the org is not checked)
+create policy "bookings insert by client" on public.bookings for insert
+  with check (client_id in (select id from public.clients where auth_user_id = auth.uid()));
 create policy "booking settings read by anyone" on public.booking_settings for select using (true);
 create policy "booking settings managed by org members" on public.booking_settings for all
   using (public.is_org_member(org_id));

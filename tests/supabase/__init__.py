@@ -1,7 +1,8 @@
 """A database faithful to the app's on Supabase, for tests that live beside it.
 
-`load(url)` builds it in a fresh database from this folder's SQL (Supabase's roles, auth.uid() and
-default grants; the app's tables, policies and functions). `api(conn, role, user)` acts the way
+`load(server_url, url)` builds it in a fresh database from this folder's SQL: the platform's part
+as the cluster superuser (Supabase's roles, auth.uid()), then, as the database owner (not a
+superuser, as Supabase's `postgres`), its default grants and the app's tables, policies and functions. `api(conn, role, user)` acts the way
 Supabase's API does: SET ROLE to `anon`, `authenticated` or `service_role` with the request's JWT
 claims, in a transaction. The helpers below are the app's own writes, as its pages and edge
 functions make them.
@@ -15,30 +16,67 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 
-SQL_FILES = sorted(Path(__file__).parent.glob("*.sql"))
+HERE = Path(__file__).parent
+PLATFORM = HERE / "01_platform.sql"  # run by the superuser
+APP = [HERE / "02_app_schema.sql", HERE / "03_app_functions.sql"]  # run by the owner, as the app's migrations
+
+# Supabase keeps uuid-ossp in its `extensions` schema; a server without contrib (the embedded one)
+# gets a stand-in with the same name and result type.
+UUID_OSSP_STAND_IN = """
+create or replace function public.uuid_generate_v4() returns uuid language sql volatile
+  as 'select pg_catalog.gen_random_uuid()'
+"""
 
 
-def load(url: str) -> None:
+def load(server_url: str, url: str) -> None:
+    """Build the app's database in the empty database at `url` (a URL of its owner); `server_url`
+    is the cluster superuser's."""
+    from tests.hosting import as_superuser
+
+    parts = urlsplit(url)
+    with psycopg.connect(as_superuser(server_url, url), autocommit=True) as conn:
+        conn.execute(PLATFORM.read_text())
+        if conn.execute("select exists (select from pg_available_extensions where name = 'uuid-ossp')").fetchone()[0]:
+            conn.execute('create extension if not exists "uuid-ossp" with schema public')
+        else:
+            conn.execute(UUID_OSSP_STAND_IN)
+        # Supabase's `postgres` may switch to the API roles (SET ROLE), as its API's authenticator does
+        owner = sql.Identifier(parts.username)
+        conn.execute(sql.SQL("grant anon, authenticated, service_role to {}").format(owner))
+        conn.execute(sql.SQL("grant usage on schema auth to {0}; grant all on all tables in schema auth to {0}").format(owner))
     with psycopg.connect(url, autocommit=True) as conn:
-        for path in SQL_FILES:
+        conn.execute("alter default privileges in schema public grant all on tables to anon, authenticated, service_role")
+        conn.execute("alter default privileges in schema public grant all on sequences to anon, authenticated, service_role")
+        conn.execute("alter default privileges in schema public grant all on functions to anon, authenticated, service_role")
+        for path in APP:
             conn.execute(path.read_text())
 
 
 @contextmanager
 def app_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new database built like the app's, dropped afterwards; yields its URL."""
-    from booking_cron import database
+    """A new database built like the app's by its owner (not a superuser), dropped afterwards;
+    yields its URL as that owner."""
+    from tests.hosting import owned_database
 
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url, name)
-    try:
-        load(url)
+    with owned_database(server_url, prefix) as url:
+        load(server_url, url)
         yield url
-    finally:
-        database.drop_database(server_url, name)
+
+
+@contextmanager
+def rest(url: str, role: str, user: str | None = None) -> Iterator[psycopg.Connection]:
+    """One request exactly as PostgREST makes it: logged in as `authenticator`, in a transaction,
+    `set local role` and the JWT claims, then the request's one statement (run it on what this yields)."""
+    from tests.hosting import as_role
+
+    with psycopg.connect(as_role(url, "authenticator"), autocommit=True) as conn:
+        with api(conn, role, user):
+            yield conn
 
 
 @contextmanager
