@@ -24,8 +24,8 @@ from typing import Iterator
 import psycopg
 
 from bench.env import analyze, digests
-from booking_cron import database, schema
-from booking_cron.seed import seed
+from booking_cron.storage import database, schema
+from booking_cron.ops.seed import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 10, 1, tzinfo=timezone.utc)  # the range is the 30 days before; every text is stale now

@@ -15,7 +15,7 @@ import time
 import psycopg
 
 from bench.env import T
-from booking_cron.database import CountingConnection, statements_sent
+from booking_cron.storage.database import CountingConnection, statements_sent
 
 RAW_ONE_STATEMENT = """
 with due as (

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from bench.env import BACKGROUND_AT, T, analyze
-from booking_cron.seed import seed
+from booking_cron.ops.seed import seed
 
 SESSIONS_PER_PACK = 10
 ORGS = 40  # enough orgs for four shards to get a share each

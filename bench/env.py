@@ -17,7 +17,7 @@ from typing import Iterator
 
 import psycopg
 
-from booking_cron import database, schema
+from booking_cron.storage import database, schema
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 T = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # the as-of time of the deduction scenarios

@@ -14,7 +14,7 @@ from prefect import flow, task
 
 from bench.data import load_background
 from bench.env import T, scratch_database, use_database
-from booking_cron import database
+from booking_cron.storage import database
 
 
 @task

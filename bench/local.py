@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.data import load_background
 from bench.env import T, scratch_database
-from booking_cron import prefect_api
+from booking_cron.ops import prefect_api
 
 ONE_TASK_FLOW = """
 from prefect import flow, task

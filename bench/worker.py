@@ -43,7 +43,7 @@ def _timed(name: str, fn):
 
 def instrument() -> None:
     import flows.tick as tick_module
-    from booking_cron.store import BookingStore
+    from booking_cron.storage.store import BookingStore
 
     # method -> the step it is timed as (the key-range tick plans instead of fetching, and completes
     # and deducts by range; the backfill still fetches and works by id lists)
@@ -112,7 +112,7 @@ def step_times() -> dict[str, float]:
 
 def run(db: str, at: datetime, shard: str | None) -> dict:
     os.environ["DATABASE_URL"] = db
-    from booking_cron import database
+    from booking_cron.storage import database
     from flows.tick import tick
 
     instrument()

@@ -5,7 +5,7 @@
 - `booking-cron-twilio`: TwilioCredentials (ours; the built-in twilio-sms block is a
   notification block for fixed recipients), the auth token a SecretStr.
 
-Explicit settings win over the blocks (booking_cron/wiring.py has the rule for every command): a
+Explicit settings win over the blocks (booking_cron/ops/wiring.py has the rule for every command): a
 flow run loads a block only for what its environment does not set, DATABASE_URL for the database,
 TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (both) for Twilio.
 """

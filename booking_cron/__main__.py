@@ -1,3 +1,3 @@
-from booking_cron.cli import app
+from booking_cron.ops.cli import app
 
 app(prog_name="booking-cron")

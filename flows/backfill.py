@@ -4,7 +4,7 @@ One flow run, one task per UTC day. A day's task asks which bookings its last sl
 gives each the first slot at or after its end (the slot whose tick would have picked it up), and
 completes and deducts them all in the tick's own set-based statements, each result recorded under
 its slot's record in `tick_runs`. Then it asks, per slot that can plan something, which texts a
-tick there would have queued (booking_cron/texts/replay.py) and sends by the real clock, so
+tick there would have queued (booking_cron/domain/texts/replay.py) and sends by the real clock, so
 nothing stale now goes out. Empty slots cost nothing but a row in `tick_runs`: they are ticked.
 Days that no booking comes near (one statement decides which, before the first day) are not read
 at all: their slots' records, each with its summary of nothing done, are written in one statement
@@ -29,15 +29,15 @@ from prefect.utilities.annotations import quote
 
 from blocks import load_blocks_into_environment
 from booking_cron import config
-from booking_cron.backfill_report import Totals, day_row, progress_bar, summary_markdown
-from booking_cron.due import Shard, Triage, deduction_batches, owed_after_completion
-from booking_cron.results import StepResult, not_completed, summarize, summarize_counts
-from booking_cron.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
+from booking_cron.reporting.backfill_report import Totals, day_row, progress_bar, summary_markdown
+from booking_cron.domain.due import Shard, Triage, deduction_batches, owed_after_completion
+from booking_cron.domain.results import StepResult, not_completed, summarize, summarize_counts
+from booking_cron.domain.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.sender import utc_now
 from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
-from booking_cron.store import BookingStore
-from booking_cron.texts.replay import History, replay_texts
+from booking_cron.storage.store import BookingStore
+from booking_cron.domain.texts.replay import History, replay_texts
 from flows.tick import KEEP_RESULT, RETRIES
 
 

@@ -20,17 +20,18 @@ from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import load_blocks_into_environment
-from booking_cron import config, database
-from booking_cron.artifacts import artifact_key, results_table, summary_markdown, utc_time
-from booking_cron.attention import state_message, state_name
-from booking_cron.due import Shard
+from booking_cron import config
+from booking_cron.storage import database
+from booking_cron.reporting.artifacts import artifact_key, results_table, summary_markdown, utc_time
+from booking_cron.reporting.attention import state_message, state_name
+from booking_cron.domain.due import Shard
 from booking_cron.faults import crash_point
-from booking_cron.report import results_frame
-from booking_cron.results import Outcomes, StepResult, summarize, summarize_counts
+from booking_cron.reporting.report import results_frame
+from booking_cron.domain.results import Outcomes, StepResult, summarize, summarize_counts
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
-from booking_cron.store import BookingStore, Range
-from booking_cron.wiring import describe_database
+from booking_cron.storage.store import BookingStore, Range
+from booking_cron.ops.wiring import describe_database
 
 # The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
 # started the run can read it from the state the API returns: after a retried state update the
@@ -154,7 +155,7 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     """One tick at `tick_at` (default: the scheduled time). Returns the summary (counts);
     per-booking results are in tick_results and in this run's artifacts."""
     logger = get_run_logger()
-    used_blocks = load_blocks_into_environment()  # explicit settings win (booking_cron/wiring.py)
+    used_blocks = load_blocks_into_environment()  # explicit settings win (booking_cron/ops/wiring.py)
     if used_blocks:
         logger.info("configuration from Prefect blocks: %s", ", ".join(used_blocks))
     logger.info("bookings %s", describe_database(database.resolve_url()))

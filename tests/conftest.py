@@ -22,7 +22,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # The flows keep their summaries in Prefect's result storage: a scratch directory, not ~/.prefect.
 os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", tempfile.mkdtemp(prefix="booking-cron-results-"))
 
-from booking_cron import database, schema  # noqa: E402
+from booking_cron.storage import database
+from booking_cron.storage import schema  # noqa: E402
 from tests import hosting  # noqa: E402
 
 TABLES = ["tick_results", "tick_runs", "tick_completions", "session_usage", "sms_messages", "sms_suppression",
@@ -54,7 +55,7 @@ def no_local_prefect_left_behind():
     """Tests reach Prefect through `prefect_api` (PREFECT_API_URL); a command run without it starts
     booking-cron's local Prefect server in the data folder. One the session started is stopped at
     its end (tests that start their own in a tmp data folder stop it themselves)."""
-    from booking_cron import prefect_api
+    from booking_cron.ops import prefect_api
 
     before = prefect_api.running()
     yield

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from booking_cron.due import org_shard_sql
+from booking_cron.storage.shard_sql import org_shard_sql
 
 T = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 

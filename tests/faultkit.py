@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from booking_cron.audit import audit
+from booking_cron.ops.audit import audit
 from booking_cron.sandbox import TwilioSandbox
 from tests import factories as f
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from booking_cron import database
+from booking_cron.storage import database
 
 OWNER = "booking_cron_test_owner"
 

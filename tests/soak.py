@@ -1,6 +1,6 @@
 """`make soak` (`python -m tests.soak`): many random crashes, then the next tick, then the checks.
 
-Each run: fresh random data (booking_cron.seed, random size and seed) around a random future
+Each run: fresh random data (booking_cron.ops.seed, random size and seed) around a random future
 time T; a real `booking-cron run --at T` in a subprocess killed by SIGKILL at a random named
 crash point (sometimes twice in a row); then an in-process tick at T + 10 minutes (after the
 crashed sender's 5-minute lease); then the audit, lost deductions, and resends at the Twilio
@@ -35,10 +35,10 @@ def worker(index: int, runs: int, seed: int, prefect_api: str, server_url: str, 
     """One worker process: its own database and sandbox; `runs` crash-and-repair rounds."""
     import psycopg
 
-    from booking_cron import database, schema
+    from booking_cron.storage import database, schema
     from booking_cron.faults import CRASH_POINTS
     from booking_cron.sandbox import TwilioSandbox
-    from booking_cron.seed import seed as load_seed
+    from booking_cron.ops.seed import seed as load_seed
     from tests import faultkit as kit
 
     rng = random.Random(seed * 1000 + index)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from booking_cron import database
+    from booking_cron.storage import database
     from tests import faultkit as kit
 
     server_url = os.environ.get("DATABASE_URL") or database.embedded_url()

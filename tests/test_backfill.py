@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from booking_cron import database, schema
-from booking_cron.audit import audit
-from booking_cron.backfill_report import Totals
-from booking_cron.seed import seed
-from booking_cron.slots import by_day, parse_every, slot_for, slots_to_run, tick_slots
+from booking_cron.storage import database, schema
+from booking_cron.ops.audit import audit
+from booking_cron.reporting.backfill_report import Totals
+from booking_cron.ops.seed import seed
+from booking_cron.domain.slots import by_day, parse_every, slot_for, slots_to_run, tick_slots
 from flows.backfill import backfill
 from flows.tick import tick
 from tests import factories as f
@@ -182,7 +182,7 @@ def finished_slots(url: str) -> int:
 def test_an_interrupted_backfill_resumes_where_it_stopped(db, three_days_of_bookings, prefect_api, database_url):
     from typer.testing import CliRunner
 
-    from booking_cron.cli import app
+    from booking_cron.ops.cli import app
 
     args = ["backfill", "--start", START.isoformat(), "--end", (START + timedelta(days=3)).isoformat()]
     # killed inside the second day's complete statement: the first day committed, the second did not
@@ -258,7 +258,7 @@ def test_a_backfill_beside_running_ticks_deducts_and_texts_once(db, sandbox):
 def test_backfill_command_prints_a_summary_or_json_and_exits_0(db, three_days_of_bookings, prefect_api):
     from typer.testing import CliRunner
 
-    from booking_cron.cli import app
+    from booking_cron.ops.cli import app
 
     args = ["backfill", "--start", START.isoformat(), "--end", (START + timedelta(hours=2)).isoformat(),
             "--every", "30m"]
@@ -311,7 +311,7 @@ def test_a_shards_backfill_skips_only_the_slots_that_shard_or_a_whole_tick_finis
 
 
 def test_the_backfill_summary_counts_one_slot_and_one_text_in_the_singular():
-    from booking_cron.backfill_report import Totals
+    from booking_cron.reporting.backfill_report import Totals
 
     totals = Totals(slots=1, skipped=0)
     totals.add_day({datetime(2026, 11, 24, 9, tzinfo=timezone.utc): {"results": 1, "completed": 1, "deducted": 1, "sent": {"feedback_request": 1}}})
@@ -321,8 +321,8 @@ def test_the_backfill_summary_counts_one_slot_and_one_text_in_the_singular():
 def test_a_backfill_judges_a_text_of_unknown_fate_as_a_tick_does():
     """The backfill's totals are the ticks' summaries added up (TickSummary.add), reasons included: a
     text of unknown fate is that, not a failed text to fix; one being looked up needs nobody."""
-    from booking_cron.attention import attention_items
-    from booking_cron.backfill_report import Totals
+    from booking_cron.reporting.attention import attention_items
+    from booking_cron.reporting.backfill_report import Totals
 
     unresolved = {"results": 2, "failed": {"session_reminder": 2},
                   "text_reasons": {"unknown": {"unresolved_2h_lookup_failed": 1, "lookup_failed": 1}}}

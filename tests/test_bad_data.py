@@ -17,8 +17,8 @@ from typing import Callable
 import psycopg
 import pytest
 
-from booking_cron.audit import notices
-from booking_cron.texts.render import clean_text
+from booking_cron.ops.audit import notices
+from booking_cron.domain.texts.render import clean_text
 from tests import factories as f
 from tests.faultkit import (  # noqa: F401 (fixtures)
     T, count, fast_retries, fault_counts, phone, run_tick, sandbox, sandbox_server, texting_org, violations,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from booking_cron.cli import app
+from booking_cron.ops.cli import app
 from tests import factories as f
 from tests.factories import T
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from booking_cron import schema
-from booking_cron.audit import audit
+from booking_cron.storage import schema
+from booking_cron.ops.audit import audit
 from tests import supabase as app
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -16,7 +16,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from booking_cron import database
+from booking_cron.storage import database
 from tests.faultkit import (  # noqa: F401 (fixtures)
     T, assert_world, cli_env, cli_tick, count, fast_retries, fault_counts, run_tick, sandbox, sandbox_server,
     violations, world,

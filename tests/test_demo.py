@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from booking_cron.demo import daytime_zones
-from booking_cron.seed import QUIET_HOURS, TIMEZONES
-from booking_cron.texts.quiet_hours import in_quiet_hours
+from booking_cron.ops.demo import daytime_zones
+from booking_cron.ops.seed import QUIET_HOURS, TIMEZONES
+from booking_cron.domain.texts.quiet_hours import in_quiet_hours
 
 
 @pytest.mark.parametrize("day", [datetime(2026, 1, 15, tzinfo=timezone.utc), datetime(2026, 7, 15, tzinfo=timezone.utc)],

@@ -113,6 +113,6 @@ def test_the_projects_own_seed_data_has_no_hazards(server_url):
 
 
 def test_hazards_show_names_from_the_database_as_text():
-    from booking_cron.doctor import _whose
+    from booking_cron.ops.doctor import _whose
 
     assert _whose("Ann\x1b]0;pwned\x07", None) == 'client "Ann\\x1b]0;pwned\\x07"\'s'

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from booking_cron.due import DueBooking, deduction_batches, triage
+from booking_cron.domain.due import DueBooking, deduction_batches, triage
 from tests.factories import T
 
 

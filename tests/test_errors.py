@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from booking_cron import database, schema
+from booking_cron.storage import database, schema
 from tests.conftest import free_port
 
 DB_TIMEOUT = "60"   # what a command that waited for the pool would wait

@@ -14,7 +14,7 @@ import json
 import psycopg
 import pytest
 
-from booking_cron import schema
+from booking_cron.storage import schema
 from tests import factories as f
 from tests import hosting
 from tests.faultkit import T, cli, cli_env

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from booking_cron.audit import audit
+from booking_cron.ops.audit import audit
 from tests import supabase as app
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -229,7 +229,7 @@ def test_a_text_planted_through_the_apps_outbox_writer_silences_nothing(conn, wo
     try:
         with app.rest(world.url, "anon") as api:
             api.execute(*plant)
-        from booking_cron.doctor import diagnose
+        from booking_cron.ops.doctor import diagnose
         with psycopg.connect(app_db) as check:
             assert ("api_can_write_outbox", "anon") in {(h.hazard, h.detail.split()[1]) for h in diagnose(check)}
         tick()
@@ -255,7 +255,7 @@ def test_trainers_cannot_backdate_a_cancellation_or_a_suppression(conn, world):
 
 
 def test_a_trainers_edit_package_neither_fails_the_audit_nor_hides_a_real_violation(conn, world, tick):
-    from booking_cron.audit import notices
+    from booking_cron.ops.audit import notices
 
     tick()
     assert used(conn, world.pack) == 1
@@ -270,7 +270,7 @@ def test_a_trainers_edit_package_neither_fails_the_audit_nor_hides_a_real_violat
 
 
 def test_what_still_matters_after_the_fact_is_a_notice(conn, world, tick):
-    from booking_cron.audit import notices
+    from booking_cron.ops.audit import notices
 
     tick()
     world.as_trainer("update bookings set purchase_id = null where id = %s", world.attended)

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from booking_cron import store
+from booking_cron.storage import store
 from booking_cron.sms import outbox
 from tests import factories as f
 from tests.faultkit import (  # noqa: F401 (fixtures)
@@ -193,7 +193,7 @@ def test_no_log_result_or_artifact_holds_the_auth_token_or_a_full_phone(db, sand
 
 def test_the_role_migration_can_run_again(db):
     """Roles are cluster-wide: the migration must tolerate the role (and its grants) existing already."""
-    from booking_cron.schema import MIGRATIONS_DIR
+    from booking_cron.storage.schema import MIGRATIONS_DIR
 
     migration = (MIGRATIONS_DIR / "0007_tick_role.sql").read_text()
     with db.transaction():
@@ -205,7 +205,7 @@ def test_the_role_migration_can_run_again(db):
 def test_on_an_app_database_with_row_level_security_the_role_sees_every_org(server_url):
     """The app's bookings, client_purchases and session_usage have RLS on: the migration gives the tick
     role a policy on the tables it reads, so a tick sees every org's rows (and still writes no pack)."""
-    from booking_cron import schema
+    from booking_cron.storage import schema
     from tests import supabase
 
     with supabase.app_database(server_url, "booking_cron_rls") as url:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from booking_cron import prefect_api
+from booking_cron.ops import prefect_api
 from tests.factories import T
 
 SCRIPT = Path(sys.executable).parent / "booking-cron"

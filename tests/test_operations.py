@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.flows import load_flow_from_entrypoint
 
-from booking_cron.operations.schedules import with_slugs
+from booking_cron.ops.schedules import with_slugs
 from flows.tick import tick
 from tests import factories as f
 from tests.conftest import free_port
@@ -231,7 +231,7 @@ def test_an_operator_sees_the_per_booking_table_on_the_flow_run_in_a_real_prefec
 
 
 def test_the_overdue_alert_says_its_window_in_words_wherever_it_shows_it():
-    from booking_cron.operations.setup import automation_specs, duration_words, overdue_window
+    from booking_cron.ops.setup import automation_specs, duration_words, overdue_window
 
     assert [duration_words(timedelta(seconds=s)) for s in (20, 60, 120, 3600, 5400, 86400)] == [
         "20 seconds", "1 minute", "2 minutes", "1 hour", "1 hour 30 minutes", "1 day"]

@@ -24,13 +24,13 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from rich.console import Console
 from typer.testing import CliRunner
 
-from booking_cron.artifacts import results_table, summary_markdown
-from booking_cron.backfill_report import Totals, day_row, summary_markdown as backfill_markdown
-from booking_cron.cli import app
-from booking_cron.operator_text import markdown_text, printable, terminal_text
-from booking_cron.report import console_table, print_summary
-from booking_cron.results import StepResult, summarize, text_step
-from booking_cron.texts.phones import mask_phone
+from booking_cron.reporting.artifacts import results_table, summary_markdown
+from booking_cron.reporting.backfill_report import Totals, day_row, summary_markdown as backfill_markdown
+from booking_cron.ops.cli import app
+from booking_cron.reporting.operator_text import markdown_text, printable, terminal_text
+from booking_cron.reporting.report import console_table, print_summary
+from booking_cron.domain.results import StepResult, summarize, text_step
+from booking_cron.domain.texts.phones import mask_phone
 from tests import factories as f
 from tests.factories import T
 
@@ -214,7 +214,7 @@ def test_the_backfill_artifacts_show_reasons_as_text():
 
 
 def test_audit_and_doctor_print_subjects_and_details_as_text(db, monkeypatch):
-    from booking_cron import audit, doctor
+    from booking_cron.ops import audit, doctor
 
     monkeypatch.setattr(audit, "audit", lambda conn: [audit.Violation("ledger_matches_sessions_used", HOSTILE, HOSTILE)])
     monkeypatch.setattr(doctor, "diagnose", lambda conn: [doctor.Hazard("ledger_disagrees", HOSTILE, HOSTILE, HOSTILE)])

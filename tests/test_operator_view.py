@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import psycopg
 
-from booking_cron.artifacts import count_rows, local_time, present, results_table, summary_markdown, utc_time
-from booking_cron.attention import (ATTENTION, ATTENTION_MARK, FAILURES_FIRST_PARAMS, FINE, NOTABLE, OUTCOME_ORDER,
+from booking_cron.reporting.artifacts import count_rows, local_time, present, results_table, summary_markdown, utc_time
+from booking_cron.reporting.attention import (ATTENTION, ATTENTION_MARK, FAILURES_FIRST_PARAMS, FINE, NOTABLE, OUTCOME_ORDER,
                                     failures_first_sql, rank, state_message, state_name)
-from booking_cron.results import StepResult, step_label, summarize, text_step
+from booking_cron.domain.results import StepResult, step_label, summarize, text_step
 
 RUN = "5e0e38e1-8d4c-49c8-9b27-24c48e8d7566"
 
@@ -158,7 +158,7 @@ def test_without_a_public_url_the_summaries_say_receipts_are_off_and_how_to_turn
 
     from rich.console import Console
 
-    from booking_cron.report import print_summary
+    from booking_cron.reporting.report import print_summary
 
     summary = summary_of(StepResult("d", text_step("feedback_request", "s1"), "sent"))
     summary["receipts"] = {"delivered": 0, "undelivered": 0, "awaiting_receipt": 3}

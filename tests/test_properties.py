@@ -15,7 +15,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from booking_cron.due import ALL
+from booking_cron.domain.due import ALL
 from flows.tick import complete_batch, deduct_batch, plan_batches, record_tick_start, summarize_tick
 from tests import factories as f
 from tests.faultkit import T, count, empty, fault_counts, lost_deductions, run_tick, violations  # noqa: F401

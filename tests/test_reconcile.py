@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from booking_cron.attention import attention_items, state_message
+from booking_cron.reporting.attention import attention_items, state_message
 from booking_cron.config import TwilioSettings
 from booking_cron.sms.gateway import TwilioGateway
 from booking_cron.webhooks.app import BackgroundServer

@@ -27,8 +27,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from booking_cron import database, schema
-from booking_cron.due import org_shard_sql
+from booking_cron.storage import database, schema
+from booking_cron.storage.shard_sql import org_shard_sql
 from booking_cron.sandbox import TwilioSandbox
 from tests import factories as f
 from tests import hosting

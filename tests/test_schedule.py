@@ -297,7 +297,7 @@ def test_a_failed_tick_alerts(env, alerts):
 REDEPLOY_WITH_CRON = """
 import sys
 from prefect import get_client
-from booking_cron.operations.setup import deploy_flows, project_spec, remove_replaced_schedules
+from booking_cron.ops.setup import deploy_flows, project_spec, remove_replaced_schedules
 spec = project_spec()
 tick = next(d for d in spec["deployments"] if d["name"] == "booking-cron-tick")
 tick["schedules"] = [{"cron": sys.argv[1], "timezone": "UTC"}]

@@ -19,10 +19,10 @@ import pytest
 from twilio.request_validator import RequestValidator
 from typer.testing import CliRunner
 
-from booking_cron import database, schema
-from booking_cron.attention import attention_items
-from booking_cron.cli import app as cli_app
-from booking_cron.doctor import diagnose
+from booking_cron.storage import database, schema
+from booking_cron.reporting.attention import attention_items
+from booking_cron.ops.cli import app as cli_app
+from booking_cron.ops.doctor import diagnose
 from booking_cron.webhooks.app import BackgroundServer
 from tests import supabase as app
 from tests.faultkit import SANDBOX_TOKEN, sandbox, sandbox_server  # noqa: F401 (fixtures)

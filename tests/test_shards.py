@@ -1,4 +1,4 @@
-"""Shard planning (booking_cron/operations/shards.py), pure: the deployments and overdue alerts
+"""Shard planning (booking_cron/ops/shards.py), pure: the deployments and overdue alerts
 `booking-cron deploy --shards N` makes, and which ones a change of N removes. The end-to-end proof
 on a real server, with workers, is tests/test_scale_out.py."""
 
@@ -9,8 +9,9 @@ import uuid
 import psycopg
 import pytest
 
-from booking_cron.due import Shard, org_shard_sql
-from booking_cron.operations import setup, shards
+from booking_cron.domain.due import Shard
+from booking_cron.storage.shard_sql import org_shard_sql
+from booking_cron.ops import setup, shards
 
 
 def test_one_shard_is_the_plain_tick_deployment():

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from booking_cron.audit import audit
+from booking_cron.ops.audit import audit
 from flows.tick import queue_texts, tick
 from tests import factories as f
 from tests.faultkit import sandbox, sandbox_server  # noqa: F401 (fixtures)
@@ -284,7 +284,7 @@ def test_run_json_counts_texts_by_kind_and_results_hold_every_fate(db, sandbox):
 
     from typer.testing import CliRunner
 
-    from booking_cron.cli import app
+    from booking_cron.ops.cli import app
 
     org = texting_org(db)
     f.booking(db, org, f.client(db, org, phone="+61412345095"), start=T + timedelta(minutes=30))

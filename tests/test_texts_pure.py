@@ -1,4 +1,4 @@
-"""Pure tests for booking_cron.texts: rendering, quiet hours, phone numbers."""
+"""Pure tests for booking_cron.domain.texts: rendering, quiet hours, phone numbers."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2.sandbox import SandboxedEnvironment
 
-from booking_cron.texts import phones, quiet_hours, render
-from booking_cron.texts.phones import PhoneError, mask_phone, mask_phones_in_text, normalize_e164
-from booking_cron.texts.quiet_hours import (
+from booking_cron.domain.texts import phones, quiet_hours, render
+from booking_cron.domain.texts.phones import PhoneError, mask_phone, mask_phones_in_text, normalize_e164
+from booking_cron.domain.texts.quiet_hours import (
     adjust_send_time,
     in_quiet_hours,
     next_allowed_send,
     quiet_window_around,
 )
-from booking_cron.texts.render import (
+from booking_cron.domain.texts.render import (
     DEFAULT_TEMPLATES,
     DEFAULT_UNCONFIRMED_TEMPLATE,
     MAX_BODY_CHARS,

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from booking_cron.audit import audit
-from booking_cron.due import ALL
+from booking_cron.ops.audit import audit
+from booking_cron.domain.due import ALL
 from flows.tick import complete_batch, tick
 from tests import factories as f
 from tests.factories import T

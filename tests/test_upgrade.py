@@ -8,8 +8,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from booking_cron import schema
-from booking_cron.audit import audit
+from booking_cron.storage import schema
+from booking_cron.ops.audit import audit
 from tests import supabase as app
 from tests.factories import T
 

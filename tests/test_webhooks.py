@@ -333,7 +333,7 @@ def test_the_sandbox_calls_back_and_the_tick_counts_receipts(db, sandbox, databa
 def test_upgrade_rewrites_stored_suppressions_in_e164(server_url):
     from yoyo import get_backend, read_migrations
 
-    from booking_cron import database, schema
+    from booking_cron.storage import database, schema
     from tests.hosting import owned_database
 
     with owned_database(server_url, "booking_cron_e164") as url:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from booking_cron.sms.twilio_codes import suppression_reason
-from booking_cron.texts.phones import e164_or_none, region_for_timezone
+from booking_cron.domain.texts.phones import e164_or_none, region_for_timezone
 from booking_cron.webhooks import rules
 
 

@@ -28,7 +28,7 @@ from urllib.request import Request, urlopen
 
 from twilio.request_validator import RequestValidator
 
-from booking_cron.texts.phones import mask_phone
+from booking_cron.domain.texts.phones import mask_phone
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "ACsandbox" + "0" * 25

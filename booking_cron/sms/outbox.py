@@ -11,15 +11,16 @@ from typing import Iterator, Sequence
 
 import psycopg
 
-from booking_cron import database
-from booking_cron.due import ALL, Shard, in_shard_sql
+from booking_cron.storage import database
+from booking_cron.domain.due import ALL, Shard
+from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
-from booking_cron.store import loadable, loadable_time
-from booking_cron.texts.plan import (
+from booking_cron.storage.store import loadable, loadable_time
+from booking_cron.domain.texts.plan import (
     LOOKAHEAD_SLACK, SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule,
 )
-from booking_cron.texts.replay import Pack, PackBooking, ReplayInputs
-from booking_cron.texts.sending import QuietHours, SendBudget
+from booking_cron.domain.texts.replay import Pack, PackBooking, ReplayInputs
+from booking_cron.domain.texts.sending import QuietHours, SendBudget
 
 ORGS = """
 select o.id::text, o.name, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from booking_cron import config, database
+from booking_cron import config
+from booking_cron.storage import database
 
 # Slots are spaced for 95% of each rate: network jitter can bunch two requests together at the
 # provider, and a 429 costs a retry, which costs more than the 5%.

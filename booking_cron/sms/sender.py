@@ -22,16 +22,16 @@ from typing import Callable
 
 from booking_cron import config
 from booking_cron.faults import crash_point
-from booking_cron.results import StepResult, text_step
+from booking_cron.domain.results import StepResult, text_step
 from booking_cron.sms.gateway import (
     ACCEPTED, MAYBE_SENT, REJECTED, LookupFailed, SendResult, SmsGateway,
 )
 from booking_cron.sms.outbox import CLAIM_LOST, ClaimedText, Outbox
 from booking_cron.sms.rate import SendRate
 from booking_cron.sms.twilio_codes import suppression_reason
-from booking_cron.texts.phones import mask_phone
-from booking_cron.texts.plan import SENDER_NOT_ASSIGNED
-from booking_cron.texts.sending import Decision, QuietHours, SendBudget, decide_send, limit_wait, retry_delay
+from booking_cron.domain.texts.phones import mask_phone
+from booking_cron.domain.texts.plan import SENDER_NOT_ASSIGNED
+from booking_cron.domain.texts.sending import Decision, QuietHours, SendBudget, decide_send, limit_wait, retry_delay
 
 MAX_ATTEMPTS_PER_TICK = 4
 MAX_CLAIMS = 8  # a text claimed this many times without an outcome fails for good

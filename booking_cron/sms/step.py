@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from booking_cron import config
-from booking_cron.due import ALL, Shard
+from booking_cron.domain.due import ALL, Shard
 from booking_cron.faults import crash_point
-from booking_cron.results import StepResult, text_step
+from booking_cron.domain.results import StepResult, text_step
 from booking_cron.sms.gateway import SmsGateway, TwilioGateway
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.rate import SendRate
 from booking_cron.sms.sender import LEASE, Sender, send_clock
-from booking_cron.store import BookingStore
-from booking_cron.texts.phones import mask_phone
-from booking_cron.texts.plan import PlannedText, plan_texts
+from booking_cron.storage.store import BookingStore
+from booking_cron.domain.texts.phones import mask_phone
+from booking_cron.domain.texts.plan import PlannedText, plan_texts
 
 CLAIM_BATCH = 200
 

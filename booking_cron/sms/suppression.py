@@ -8,7 +8,7 @@ no phone-number library, so this runs in Python; a row that is no phone number s
 
 from __future__ import annotations
 
-from booking_cron.texts.phones import e164_or_none
+from booking_cron.domain.texts.phones import e164_or_none
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 

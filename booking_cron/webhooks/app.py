@@ -37,8 +37,8 @@ from twilio.request_validator import RequestValidator
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from booking_cron.config import TEXT_REFERENCE_PARAM
-from booking_cron.database import DatabaseUnavailable
-from booking_cron.texts.phones import e164_or_none, mask_phone
+from booking_cron.storage.database import DatabaseUnavailable
+from booking_cron.domain.texts.phones import e164_or_none, mask_phone
 from booking_cron.webhooks import rules, store
 
 log = logging.getLogger("booking_cron.webhooks")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from booking_cron import database
+from booking_cron.storage import database
 from booking_cron.sms.suppression import SUPPRESS
 from booking_cron.sms.twilio_codes import suppression_reason
 from booking_cron.webhooks import rules

@@ -1,13 +1,13 @@
 """Pure text decisions for client SMS: rendering, quiet hours, phone numbers."""
 
-from booking_cron.texts.phones import PhoneError, mask_phone, mask_phones_in_text, normalize_e164
-from booking_cron.texts.quiet_hours import (
+from booking_cron.domain.texts.phones import PhoneError, mask_phone, mask_phones_in_text, normalize_e164
+from booking_cron.domain.texts.quiet_hours import (
     adjust_send_time,
     in_quiet_hours,
     next_allowed_send,
     quiet_window_around,
 )
-from booking_cron.texts.render import (
+from booking_cron.domain.texts.render import (
     DEFAULT_FEEDBACK_TEMPLATE,
     DEFAULT_REMINDER_TEMPLATE,
     DEFAULT_TEMPLATES,

@@ -26,8 +26,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from blocks import register_blocks_from_environment
-from booking_cron.operations.schedules import remove_replaced, schedule_slug, with_slugs
-from booking_cron.operations import shards
+from booking_cron.ops.schedules import remove_replaced, schedule_slug, with_slugs
+from booking_cron.ops import shards
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"

@@ -1,7 +1,7 @@
 """Result tables for people: per-booking results as a pandas DataFrame, and rich tables of them.
 
 Every cell and every line built from database text reaches rich as a `Text` of printable text
-(booking_cron.operator_text): rich reads no markup in it and the terminal gets no control sequence."""
+(booking_cron.reporting.operator_text): rich reads no markup in it and the terminal gets no control sequence."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from booking_cron.artifacts import COLUMNS, blank, count_rows, present_frame, receipts_off, utc_time, words
-from booking_cron.attention import (ATTENTION, NOTABLE, FAILURES_FIRST_PARAMS, attention_items, attention_line,
+from booking_cron.reporting.artifacts import COLUMNS, blank, count_rows, present_frame, receipts_off, utc_time, words
+from booking_cron.reporting.attention import (ATTENTION, NOTABLE, FAILURES_FIRST_PARAMS, attention_items, attention_line,
                                     failures_first_sql, headline, rank)
-from booking_cron.operator_text import terminal_text
-from booking_cron.store import loadable_time
-from booking_cron.texts.phones import mask_phone
+from booking_cron.reporting.operator_text import terminal_text
+from booking_cron.storage.store import loadable_time
+from booking_cron.domain.texts.phones import mask_phone
 
 # Times are cut to the second: nobody reads microseconds. Columns are only ever added here
 # (the --json and --csv exports have this shape).

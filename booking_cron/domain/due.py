@@ -41,18 +41,6 @@ class Shard:
         return f"{self.index + 1}/{self.count}"
 
 
-
-def org_shard_sql(org: str, shards: str) -> str:
-    """SQL: the 0-based shard of the org id `org` among `shards` (both SQL expressions). Every
-    query that picks a shard's orgs, and the audit, hash orgs this way."""
-    return f"mod(abs(hashtextextended({org}::text, 0)), {shards})"
-
-
-def in_shard_sql(org: str) -> str:
-    """SQL: the org id `org` is in the shard given as the parameters %(shard)s of %(shards)s."""
-    return f"(%(shards)s = 1 or {org_shard_sql(org, '%(shards)s')} = %(shard)s)"
-
-
 ALL = Shard()
 
 

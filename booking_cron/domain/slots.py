@@ -9,7 +9,7 @@ from bisect import bisect_left
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from booking_cron.due import DueBooking, Triage, triage
+from booking_cron.domain.due import DueBooking, Triage, triage
 
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

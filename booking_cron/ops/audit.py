@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from booking_cron.due import org_shard_sql
+from booking_cron.storage.shard_sql import org_shard_sql
 from booking_cron.sms.outbox import TEXT_IDENTITY
 
 

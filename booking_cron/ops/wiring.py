@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from booking_cron import config, database
-from booking_cron.prefect_api import Api
+from booking_cron import config
+from booking_cron.storage import database
+from booking_cron.ops.prefect_api import Api
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_cron.texts.quiet_hours import next_allowed_send
+from booking_cron.domain.texts.quiet_hours import next_allowed_send
 
 
 @dataclass(frozen=True, slots=True)

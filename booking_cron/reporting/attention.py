@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from booking_cron.texts.plan import SENDER_NOT_ASSIGNED
+from booking_cron.domain.texts.plan import SENDER_NOT_ASSIGNED
 
 # A per-booking result needs attention when its outcome is one of these, whatever the step...
 ALARM_OUTCOMES = ("rejected", "error", "unknown", "failed")

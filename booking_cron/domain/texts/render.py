@@ -19,7 +19,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError, TemplateError as _JinjaError
 from jinja2.sandbox import SandboxedEnvironment
 
-from booking_cron.texts.quiet_hours import load_zone
+from booking_cron.domain.texts.quiet_hours import load_zone
 
 MAX_BODY_CHARS = 1600
 # Templates far longer than any sendable body are rejected before parsing.

@@ -4,7 +4,7 @@ server should hold, and which of the ones it holds are stale. Pure: no Prefect, 
 One shard (the default) is the deployment `booking-cron-tick` of deployments/prefect.yaml, ticking
 every org. N shards are N deployments `booking-cron-tick-<i>-of-<N>`, each with the parameter
 `shard: "i/N"`, its own one-at-a-time limit and its own overdue alert; the orgs of shard i of N
-are those whose id hashes to i (booking_cron.due.Shard), so N shards cover every org exactly once.
+are those whose id hashes to i (booking_cron.domain.due.Shard), so N shards cover every org exactly once.
 Changing N replaces every tick deployment of the old count: the stale ones are deleted first
 (Prefect deletes their scheduled runs with them), then the new ones are made, whose first runs
 are at the schedule's next time. So no slot is ticked by two shard counts, and a slot between the
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from booking_cron.due import Shard
+from booking_cron.domain.due import Shard
 
 TICK_DEPLOYMENT = "booking-cron-tick"
 OVERDUE_AUTOMATION = "booking-cron tick overdue"

@@ -4,7 +4,7 @@ The same rows feed the `tick-results` table artifact, `booking-cron results` and
 `booking-cron run` prints, so the three read alike: what happened and why first, raw ids last,
 session times in the org's own time zone, phone numbers masked, no microseconds, no NaN.
 Text that came from the database stays raw in these rows; each output escapes it where it meets
-it (booking_cron.operator_text): the artifacts here as markdown, the terminal in report.py.
+it (booking_cron.reporting.operator_text): the artifacts here as markdown, the terminal in report.py.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from booking_cron.attention import (ATTENTION, ATTENTION_MARK, WHAT_TO_DO, attention_items, headline,
+from booking_cron.reporting.attention import (ATTENTION, ATTENTION_MARK, WHAT_TO_DO, attention_items, headline,
                                     needs_attention, rank)
-from booking_cron.due import ALL, Shard
-from booking_cron.operator_text import markdown_text
-from booking_cron.results import step_label
-from booking_cron.texts.quiet_hours import load_zone
+from booking_cron.domain.due import ALL, Shard
+from booking_cron.reporting.operator_text import markdown_text
+from booking_cron.domain.results import step_label
+from booking_cron.domain.texts.quiet_hours import load_zone
 
 # Columns of a presented row, in reading order; raw ids last.
 COLUMNS = ("outcome", "reason", "step", "client", "phone", "session start", "schedule", "org", "booking status",

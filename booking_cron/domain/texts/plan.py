@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_cron.texts.phones import PhoneError, normalize_e164
-from booking_cron.texts.quiet_hours import adjust_send_time, next_allowed_send
-from booking_cron.texts.render import (
+from booking_cron.domain.texts.phones import PhoneError, normalize_e164
+from booking_cron.domain.texts.quiet_hours import adjust_send_time, next_allowed_send
+from booking_cron.domain.texts.render import (
     DEFAULT_UNCONFIRMED_TEMPLATE,
     TemplateError,
     first_name,

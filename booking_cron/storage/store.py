@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Sequence
 
 
-from booking_cron import database
-from booking_cron.due import ALL, DueBooking, Rejected, Shard, in_shard_sql
+from booking_cron.storage import database
+from booking_cron.domain.due import ALL, DueBooking, Rejected, Shard
+from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.faults import crash_point
-from booking_cron.results import COMPLETE, DEDUCT, REINSTATE, CountKey, StepResult
+from booking_cron.domain.results import COMPLETE, DEDUCT, REINSTATE, CountKey, StepResult
 
 def loadable(column: str) -> str:
     """SQL: the timestamp column holds a time Python can hold and compute with (years 2 to 9998,
@@ -42,7 +43,7 @@ where tc.deduction is null and """ + in_shard_sql("b.org_id") + """
 """).format(start=loadable_time("b.start_time"), end=loadable_time("b.end_time"),
            client_in_org="exists (select 1 from public.clients c where c.id = b.client_id and c.org_id = b.org_id)")
 
-# Why a row is too broken to touch (null: it is fine), as triage (booking_cron.due) judges it.
+# Why a row is too broken to touch (null: it is fine), as triage (booking_cron.domain.due) judges it.
 REJECTION = """case
   when not coalesce({start_ok} and {end_ok}, false) then 'invalid_time'
   when b.end_time < b.start_time then 'end_before_start'

@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from booking_cron import config, database, prefect_api, schema, wiring
-from booking_cron.operator_text import terminal_text
+from booking_cron import config
+from booking_cron.storage import database, schema
+from booking_cron.ops import prefect_api, wiring
+from booking_cron.reporting.operator_text import terminal_text
 
 DATABASE_REFUSED = 1  # the exit status when the database refuses (see BookingCron.invoke)
 PREFECT_REFUSED = 1  # the exit status when the Prefect API does not answer
@@ -87,7 +89,7 @@ class BookingCron(TyperGroup):
 
 
 def wire(machine: bool = False, prefect: bool = False, db: bool = True, say: bool = True) -> wiring.Source | None:
-    """The bookings database (db) and the Prefect API (prefect) by the one rule (booking_cron/wiring.py),
+    """The bookings database (db) and the Prefect API (prefect) by the one rule (booking_cron/ops/wiring.py),
     each checked to answer, then named in the command's first lines: on stdout, or on stderr when the
     output is machine-readable (machine). Without DATABASE_URL the saved block is looked up on the
     Prefect API (the local server only if it exists). A database taken from the block becomes this
@@ -159,7 +161,7 @@ def seed_command(
     at: Optional[str] = typer.Option(None, help="the time T the data is centred on (ISO 8601, default now)"),
 ) -> None:
     """Realistic synthetic data around T (applies pending migrations first)."""
-    from booking_cron.seed import seed as load_seed
+    from booking_cron.ops.seed import seed as load_seed
 
     url = wire().url
     schema.upgrade(url, "seed (db upgrade first)")
@@ -167,33 +169,6 @@ def seed_command(
         counts = load_seed(conn, orgs=orgs, clients=clients, bookings=bookings, seed=seed,
                            at=parse_time(at) or datetime.now(timezone.utc))
     console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, {counts.bookings} bookings")
-
-
-SUMMARY_ROWS = 12
-
-
-def run_tick(at: Optional[datetime], dry_run: bool, as_json: bool, trigger: str = "run",
-             shard: Optional[str] = None, results_command: str = "booking-cron results") -> int:
-    from flows.tick import tick
-    from booking_cron.report import print_summary, results_frame
-
-    database.pool()  # fail now, naming the cause, when the database refuses: the flow's tasks would retry it
-    state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, shard=shard, return_state=True)
-    if not state.is_completed():
-        message = state.message or state.name
-        if as_json:
-            print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id), "state": state.name, "error": message}))
-        errors.print(Text.assemble(("tick failed", "red"), ": ", terminal_text(message)))
-        return 1
-    summary = state.result()
-    if as_json:
-        print(json.dumps(summary))
-        return 0
-    with database.connection() as conn:
-        # a dry run recorded nothing: its table is empty
-        results = results_frame(conn, run_id=summary["flow_run_id"], limit=SUMMARY_ROWS, failures_first=True)
-    print_summary(console, summary, results, results_command)
-    return 0
 
 
 @app.command("run")
@@ -204,7 +179,7 @@ def run_command(
     shard: Optional[str] = typer.Option(None, help="only the orgs of shard i of N, e.g. 2/4"),
 ) -> None:
     """One tick at T as a Prefect flow run."""
-    from booking_cron.due import Shard
+    from booking_cron.domain.due import Shard
 
     try:
         Shard.parse(shard)
@@ -216,7 +191,9 @@ def run_command(
         if as_json:  # no flow run was started
             print(json.dumps({"flow_run_id": None, "state": "Failed", "error": str(error)}))
         raise
-    raise typer.Exit(run_tick(parse_time(at), dry_run, as_json, shard=shard))
+    from booking_cron.ops.tick_command import run_tick
+
+    raise typer.Exit(run_tick(console, errors, parse_time(at), dry_run, as_json, shard=shard))
 
 
 @app.command("backfill")
@@ -230,9 +207,9 @@ def backfill_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """The outcome of one tick per slot in [start, end), oldest first, in one flow run; resumable."""
-    from booking_cron.backfill_report import Totals
-    from booking_cron.due import Shard
-    from booking_cron.slots import parse_every
+    from booking_cron.reporting.backfill_report import Totals
+    from booking_cron.domain.due import Shard
+    from booking_cron.domain.slots import parse_every
 
     first, last = parse_time(start), parse_time(end)
     try:
@@ -266,7 +243,7 @@ def serve_command(
     name: str = typer.Option("booking-cron-serve", help="deployment name (not a work pool's deployment)"),
 ) -> None:
     """Run the tick on a cron schedule from this machine, without a work pool (Ctrl-C stops and pauses it)."""
-    from booking_cron.operations.serve import ServeError, serve
+    from booking_cron.ops.serve import ServeError, serve
 
     wire(prefect=True)
     try:
@@ -291,8 +268,8 @@ def deploy_command(
 ) -> None:
     """Set up the Prefect server: work pool, blocks, the tick's deployments (one per shard) and the
     backfill's, automations (idempotent)."""
-    from booking_cron.operations.setup import SetupError, deploy
-    from booking_cron.slots import parse_every
+    from booking_cron.ops.setup import SetupError, deploy
+    from booking_cron.domain.slots import parse_every
 
     try:
         window = parse_every(alert_window)
@@ -333,7 +310,7 @@ def results_command(
     wide: bool = typer.Option(False, "--wide", help="every column, ids included (wider than a terminal)"),
 ) -> None:
     """Per-booking results from the database, failures first."""
-    from booking_cron.report import print_results, results_frame
+    from booking_cron.reporting.report import print_results, results_frame
 
     wire(machine=as_json or as_csv)
     with database.connection() as conn:
@@ -353,7 +330,7 @@ def results_command(
 @app.command("audit")
 def audit_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Check the invariants; exit 1 listing each violation."""
-    from booking_cron.audit import CHECKS, audit, notices
+    from booking_cron.ops.audit import CHECKS, audit, notices
 
     wire(machine=as_json)
     with database.connection() as conn:
@@ -378,7 +355,7 @@ def audit_command(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("doctor")
 def doctor_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Hazards of running beside the app (open doors, the app's jobs still on, ledger gaps); exit 1 if any."""
-    from booking_cron.doctor import diagnose
+    from booking_cron.ops.doctor import diagnose
 
     wire(machine=as_json)
     with database.connection() as conn:
@@ -472,7 +449,7 @@ def senders_unassign(phone: Optional[str] = PHONE_OPTION, service: Optional[str]
 @app.command("demo")
 def demo_command() -> None:
     """Everything on embedded defaults: a fresh demo database, seed, two ticks, audit."""
-    from booking_cron.demo import run_demo
+    from booking_cron.ops.demo import run_demo
 
     wire(prefect=True, db=False)  # the demo's database is its own, on the embedded server
     raise typer.Exit(run_demo(console))

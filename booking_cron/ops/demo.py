@@ -22,13 +22,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from booking_cron import database, schema
-from booking_cron.audit import audit
-from booking_cron.operator_text import terminal_text
+from booking_cron.storage import database, schema
+from booking_cron.ops.audit import audit
+from booking_cron.reporting.operator_text import terminal_text
 from booking_cron.sandbox import TwilioSandbox
-from booking_cron.seed import QUIET_HOURS, TIMEZONES, seed
-from booking_cron.texts.phones import mask_phone
-from booking_cron.texts.quiet_hours import in_quiet_hours
+from booking_cron.ops.seed import QUIET_HOURS, TIMEZONES, seed
+from booking_cron.domain.texts.phones import mask_phone
+from booking_cron.domain.texts.quiet_hours import in_quiet_hours
 from booking_cron.webhooks.app import BackgroundServer
 
 DEMO_DATABASE = "booking_cron_demo"
@@ -101,7 +101,7 @@ def this_program() -> str:
 
 
 def _ticks_and_audit(console: Console) -> int:
-    from booking_cron.cli import run_tick
+    from booking_cron.ops.tick_command import run_tick
 
     console.rule("booking-cron demo")
     server = database.embedded_url()
@@ -120,10 +120,10 @@ def _ticks_and_audit(console: Console) -> int:
                   f"(no texts from {QUIET_HOURS[0]}:00 to {QUIET_HOURS[1]:02d}:00 local)")
 
     console.rule("first tick")
-    if run_tick(now, dry_run=False, as_json=False, trigger="demo", results_command=hint):
+    if run_tick(console, Console(stderr=True), now, dry_run=False, as_json=False, trigger="demo", results_command=hint):
         return 1
     console.rule("second tick, same time: nothing new to complete or deduct")
-    if run_tick(now, dry_run=False, as_json=False, trigger="demo", results_command=hint):
+    if run_tick(console, Console(stderr=True), now, dry_run=False, as_json=False, trigger="demo", results_command=hint):
         return 1
 
     with database.connection(url) as conn:

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from booking_cron.audit import LEDGER_DISAGREES
-from booking_cron.operator_text import printable
-from booking_cron.schema import FUNCTIONS, MIGRATIONS_DIR, misowned_fix, ownership
+from booking_cron.ops.audit import LEDGER_DISAGREES
+from booking_cron.reporting.operator_text import printable
+from booking_cron.storage.schema import FUNCTIONS, MIGRATIONS_DIR, misowned_fix, ownership
 from booking_cron.sms import senders
 
 API_ROLES = ("anon", "authenticated", "service_role")

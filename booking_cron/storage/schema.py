@@ -11,9 +11,9 @@ import psycopg
 from psycopg import sql
 from yoyo import get_backend, read_migrations
 
-from booking_cron.database import DatabaseRefused, connect, require_create, safe_url
+from booking_cron.storage.database import DatabaseRefused, connect, require_create, safe_url
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 
 # What booking-cron creates in `public`: the app's tables where they are missing (0001), its own
 # tables, the migration tool's, and its functions (the app's callable ones and its helpers); and

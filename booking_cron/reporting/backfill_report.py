@@ -1,8 +1,8 @@
 """What people read of a backfill: its totals, a line per day, the progress bar and the summary.
 
-Pure formatting over the per-slot tick summaries (booking_cron.results.TickSummary as dicts).
+Pure formatting over the per-slot tick summaries (booking_cron.domain.results.TickSummary as dicts).
 Their reasons and kinds of text may come from the database or the SMS provider: the artifacts
-escape them as markdown (booking_cron.operator_text); `backfill` prints `Totals.lines()` as text.
+escape them as markdown (booking_cron.reporting.operator_text); `backfill` prints `Totals.lines()` as text.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from booking_cron.attention import attention_items, attention_line, plural
-from booking_cron.operator_text import markdown_text
-from booking_cron.results import COUNTS, TickSummary
+from booking_cron.reporting.attention import attention_items, attention_line, plural
+from booking_cron.reporting.operator_text import markdown_text
+from booking_cron.domain.results import COUNTS, TickSummary
 
 @dataclass
 class Totals:
@@ -47,7 +47,7 @@ class Totals:
         return cls(**{k: v for k, v in totals.items() if k in _OWN}, work=work)
 
     def attention(self) -> dict[str, int]:
-        """What needs an operator, judged as a tick judges it (booking_cron.attention)."""
+        """What needs an operator, judged as a tick judges it (booking_cron.reporting.attention)."""
         return {label: n for label, n, _ in attention_items(self.as_dict())}
 
     def headline(self) -> str:

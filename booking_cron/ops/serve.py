@@ -12,7 +12,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 
-from booking_cron.operations.schedules import remove_replaced, schedule_slug
+from booking_cron.ops.schedules import remove_replaced, schedule_slug
 
 SERVE_NAME = "booking-cron-serve"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from booking_cron.slots import slot_for
-from booking_cron.texts.plan import (
+from booking_cron.domain.slots import slot_for
+from booking_cron.domain.texts.plan import (
     FEEDBACK_STALE_AFTER,
     BookingForTexts,
     OrgTexting,
