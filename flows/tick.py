@@ -31,7 +31,6 @@ from booking_cron.domain.results import Outcomes, StepResult, summarize, summari
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.storage.store import BookingStore, Range
-from booking_cron.ops.wiring import describe_database
 
 # The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
 # started the run can read it from the state the API returns: after a retried state update the
@@ -158,7 +157,7 @@ def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = 
     used_blocks = load_blocks_into_environment()  # explicit settings win (booking_cron/ops/wiring.py)
     if used_blocks:
         logger.info("configuration from Prefect blocks: %s", ", ".join(used_blocks))
-    logger.info("bookings %s", describe_database(database.resolve_url()))
+    logger.info("bookings %s", database.describe_database(database.resolve_url()))
     tick_at, scope = resolve_tick_at(tick_at), Shard.parse(shard)
     run_id = str(flow_run.id)
     if not dry_run:

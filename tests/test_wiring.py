@@ -104,7 +104,8 @@ def test_without_database_url_every_command_uses_the_saved_block(saved_block, tw
 
 
 def test_the_first_line_never_shows_the_password():
-    from booking_cron.ops.wiring import Source, describe_database, first_lines
+    from booking_cron.ops.wiring import Source, first_lines
+    from booking_cron.storage.database import describe_database
 
     url = "postgresql://booking:s3cret-pw@db.example.com:6543/bookings?sslmode=require"
     assert describe_database(url) == "database bookings on db.example.com:6543 as booking"
@@ -114,7 +115,7 @@ def test_the_first_line_never_shows_the_password():
 def test_a_socket_directory_is_named_as_short_as_it_can_be(tmp_path, monkeypatch):
     """The embedded server's socket directory, relative to where the command runs when it is inside it,
     so the first line fits 100 columns however deep the clone is."""
-    from booking_cron.ops.wiring import describe_database
+    from booking_cron.storage.database import describe_database
 
     sockets = tmp_path / "a-rather-long-folder-name-for-a-clone" / "booking-cron" / ".data" / "pg18"
     sockets.mkdir(parents=True)

@@ -10,14 +10,11 @@ which one in its first lines: host, port, database and user, never the password.
 
 from __future__ import annotations
 
-import os
-
 from dataclasses import dataclass
-
-import psycopg
 
 from booking_cron import config
 from booking_cron.storage import database
+from booking_cron.storage.database import describe_database
 from booking_cron.ops.prefect_api import Api
 
 
@@ -27,22 +24,6 @@ class Source:
 
     url: str
     origin: str
-
-
-def describe_database(url: str) -> str:
-    """`database NAME on HOST:PORT as USER`: what the first line says (never the password)."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return f"database {database.safe_url(url)}"
-    host = params.get("host") or "localhost"
-    if host.startswith("/"):  # a socket directory: the embedded server's is named from the clone it is in
-        inside = os.path.relpath(host)
-        where = inside if os.getcwd() != "/" and not inside.startswith("..") else host
-    else:
-        where = f"{host}:{params['port']}" if params.get("port") else host
-    user = f" as {params['user']}" if params.get("user") else ""
-    return f"database {params.get('dbname') or params.get('user') or '?'} on {where}{user}"
 
 
 def saved_database_url() -> str | None:

@@ -184,6 +184,22 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+def describe_database(url: str) -> str:
+    """`database NAME on HOST:PORT as USER`: what the first line says (never the password)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return f"database {safe_url(url)}"
+    host = params.get("host") or "localhost"
+    if host.startswith("/"):  # a socket directory: the embedded server's is named from the clone it is in
+        inside = os.path.relpath(host)
+        where = inside if os.getcwd() != "/" and not inside.startswith("..") else host
+    else:
+        where = f"{host}:{params['port']}" if params.get("port") else host
+    user = f" as {params['user']}" if params.get("user") else ""
+    return f"database {params.get('dbname') or params.get('user') or '?'} on {where}{user}"
+
+
 def connect_timeout() -> int:
     """Seconds a direct connection attempt may take (libpq's minimum is 2)."""
     return max(2, int(config.db_timeout()))
