@@ -152,6 +152,15 @@ def db_upgrade() -> None:
     console.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
 
+@db_app.command("schema")
+def db_schema() -> None:
+    """Print booking-cron's schema in the database as SQL (booking_cron/schema.sql is it for an empty one; `make schema`)."""
+    from booking_cron.storage.schema_text import schema_text
+
+    with database.connection(wire(machine=True).url) as conn:
+        typer.echo(schema_text(conn), nl=False)
+
+
 @app.command("seed")
 def seed_command(
     orgs: int = typer.Option(3, help="number of orgs"),
