@@ -1,8 +1,8 @@
--- booking-cron's schema: what `booking-cron db upgrade` creates in an empty database.
+-- booking-cron's schema: what `booking-cron db upgrade` creates in an empty database, on a server that
+-- has Supabase's API roles (anon, authenticated, service_role) but not Supabase's default privileges.
 -- Generated from the catalog by `make schema` (`booking-cron db schema` prints it for the database it
 -- is wired to); do not edit by hand. Owners are not shown (everything belongs to the database owner),
--- nor the privileges an owner has on what it owns. Supabase's API roles (anon, authenticated,
--- service_role) do not exist in the empty database, so their grants are not shown either.
+-- nor the privileges an owner has on what it owns.
 
 -- schema public
 grant usage on schema public to booking_cron_tick;
@@ -10,7 +10,9 @@ grant usage on schema public to public;
 
 -- schema booking_cron
 create schema booking_cron;
+grant usage on schema booking_cron to authenticated;
 grant usage on schema booking_cron to booking_cron_tick;
+grant usage on schema booking_cron to service_role;
 
 -- table public.booking_settings
 create table public.booking_settings (
@@ -301,7 +303,13 @@ create table booking_cron.api_calls (
     constraint api_calls_call_check CHECK (call = ANY (ARRAY['complete_booking'::text, 'use_session'::text, 'use_session_legacy'::text, 'release_session'::text, 'release_session_legacy'::text]))
 );
 alter table booking_cron.api_calls enable row level security;
+create policy api_call_authenticated on booking_cron.api_calls as permissive for all to authenticated using ((NOT (caller_user IS DISTINCT FROM ((NULLIF(current_setting('request.jwt.claims'::text, true), ''::text))::jsonb ->> 'sub'::text)))) with check (true);
+create policy api_call_service_role on booking_cron.api_calls as permissive for all to service_role using ((NOT (caller_user IS DISTINCT FROM ((NULLIF(current_setting('request.jwt.claims'::text, true), ''::text))::jsonb ->> 'sub'::text)))) with check (true);
 CREATE TRIGGER booking_cron_serve_api_call BEFORE INSERT ON booking_cron.api_calls FOR EACH ROW EXECUTE FUNCTION booking_cron.serve_api_call();
+grant select (outcome) on booking_cron.api_calls to authenticated;
+grant insert (call, purchase_id, booking_id) on booking_cron.api_calls to authenticated;
+grant select (outcome) on booking_cron.api_calls to service_role;
+grant insert (call, purchase_id, booking_id) on booking_cron.api_calls to service_role;
 
 -- table booking_cron.send_slots
 create table booking_cron.send_slots (

@@ -11,6 +11,7 @@ import os
 import sys
 
 import psycopg
+from psycopg import sql
 
 from booking_cron.storage import database, schema
 from booking_cron.storage.schema_text import schema_text
@@ -20,9 +21,26 @@ SCHEMA_FILE = schema.MIGRATIONS_DIR.parent / "schema.sql"  # booking_cron/schema
 REGENERATE = "make schema"
 
 
+# Supabase's API roles: cluster-wide, so whether they exist depends on what ran on the server before
+# (tests/supabase creates them). `db upgrade` grants and denies them what they may do when they exist;
+# the file is made with them, as on Supabase.
+API_ROLES = ("anon", "authenticated", "service_role")
+
+
+def ensure_api_roles(server_url: str) -> None:
+    """Create the API roles where missing, as tests/supabase/01_platform.sql does (the superuser)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for role in API_ROLES:
+            try:
+                conn.execute(sql.SQL("create role {} nologin noinherit").format(sql.Identifier(role)))
+            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                pass  # made earlier, or by a concurrent session
+
+
 def fresh_schema(server_url: str) -> str:
     """The schema text of a new empty database, owned as a hosting provider hands one out and
-    upgraded by its owner (tests/hosting.py)."""
+    upgraded by its owner (tests/hosting.py), on a server with Supabase's API roles."""
+    ensure_api_roles(server_url)
     with hosting.owned_database(server_url, "booking_cron_schema_file") as url:
         schema.upgrade(url)
         with psycopg.connect(url) as conn:
@@ -33,7 +51,7 @@ def test_schema_file_is_what_upgrade_makes(server_url):
     checked_in = SCHEMA_FILE.read_text() if SCHEMA_FILE.exists() else ""
     made = fresh_schema(server_url)
     assert made == checked_in, (
-        f"{SCHEMA_FILE.name} is not the schema a fresh `db upgrade` makes (a migration changed it): "
+        f"booking_cron/{SCHEMA_FILE.name} is not the schema a fresh `db upgrade` makes (a migration changed it): "
         f"regenerate it with `{REGENERATE}` and commit it with the migration")
 
 

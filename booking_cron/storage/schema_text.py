@@ -25,11 +25,11 @@ SCHEMAS = ("public", "booking_cron")
 TABLES = tuple(t for t in CREATED_TABLES if not (t.startswith("_yoyo") or t.startswith("yoyo")))
 
 HEADER = """\
--- booking-cron's schema: what `booking-cron db upgrade` creates in an empty database.
+-- booking-cron's schema: what `booking-cron db upgrade` creates in an empty database, on a server that
+-- has Supabase's API roles (anon, authenticated, service_role) but not Supabase's default privileges.
 -- Generated from the catalog by `make schema` (`booking-cron db schema` prints it for the database it
 -- is wired to); do not edit by hand. Owners are not shown (everything belongs to the database owner),
--- nor the privileges an owner has on what it owns. Supabase's API roles (anon, authenticated,
--- service_role) do not exist in the empty database, so their grants are not shown either.
+-- nor the privileges an owner has on what it owns.
 """
 
 # Tables (and partitioned tables) that are booking-cron's: the listed ones in public, all in booking_cron.
