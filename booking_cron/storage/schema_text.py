@@ -74,7 +74,7 @@ order by ic.relname
 POLICIES = """
 select p.polname, p.polpermissive, p.polcmd,
        array(select case r when 0 then 'public' else pg_catalog.pg_get_userbyid(r)::text end
-             from unnest(p.polroles) r order by 1),
+             from unnest(p.polroles) r),
        pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
 from pg_catalog.pg_policy p
 where p.polrelid = %s
@@ -127,7 +127,7 @@ where ((n.nspname = 'public' and (p.proname = any(%(functions)s) or p.proname li
        or n.nspname = 'booking_cron')
   and not exists (select 1 from pg_catalog.pg_depend d
                   where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
-order by n.nspname <> 'public', n.nspname, p.proname, p.oid::regprocedure::text
+order by n.nspname <> 'public', n.nspname, p.proname, p.oid::regprocedure::text collate "C"
 """
 
 FUNCTION_GRANTS = """
@@ -155,7 +155,6 @@ join pg_catalog.pg_namespace n on n.oid = t.typnamespace
 where n.nspname = 'booking_cron' and t.typtype in ('e', 'd', 'r', 'm')
    or (n.nspname = 'booking_cron' and t.typtype = 'c'
        and (select c.relkind from pg_catalog.pg_class c where c.oid = t.typrelid) = 'c')
-order by 1
 """
 
 # PostgreSQL's privilege names in the order GRANT lists them.
@@ -187,8 +186,11 @@ def _column_grants(rows, on: str) -> list[str]:
     for grantee, privilege, grantable, column in rows:
         by_grant.setdefault((grantee, privilege, grantable), []).append(_ident(column))
     lines = []
-    for (grantee, privilege, grantable), columns in sorted(by_grant.items(),
-                                                            key=lambda kv: (kv[0][0], PRIVILEGE_ORDER.index(kv[0][1]), kv[0][2])):
+    def order(grant):
+        (grantee, privilege, grantable), _ = grant
+        return grantee, PRIVILEGE_ORDER.index(privilege), grantable
+
+    for (grantee, privilege, grantable), columns in sorted(by_grant.items(), key=order):
         option = " with grant option" if grantable else ""
         lines.append(f"grant {privilege.lower()} ({', '.join(columns)}) on {on} to {_ident(grantee)}{option};")
     return lines
@@ -244,7 +246,7 @@ def _table(conn: psycopg.Connection, oid: int, schema: str, name: str, rls: bool
         lines.append(f"alter table {qualified} force row level security;")
     for polname, permissive, cmd, roles, qual, check in conn.execute(POLICIES, (oid,)):
         policy = (f"create policy {_ident(polname)} on {qualified} as {'permissive' if permissive else 'restrictive'}"
-                  f" for {COMMANDS[cmd]} to {', '.join(map(_ident, roles))}")
+                  f" for {COMMANDS[cmd]} to {', '.join(map(_ident, sorted(roles)))}")
         if qual is not None:
             policy += f" using ({qual})"
         if check is not None:
@@ -293,7 +295,7 @@ def _schema_text(conn: psycopg.Connection) -> str:
             blocks.append(block)
     for row in conn.execute(OWN_TABLES, {"tables": list(TABLES)}).fetchall():
         blocks.append(_table(conn, *row))
-    others = [what for (what,) in conn.execute(OTHER_OBJECTS)]
+    others = sorted(what for (what,) in conn.execute(OTHER_OBJECTS))
     if others:
         blocks.append(["-- not described here (add them to booking_cron/storage/schema_text.py):",
                        *(f"--   {what}" for what in others)])
