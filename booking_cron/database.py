@@ -9,7 +9,7 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,7 +20,7 @@ from booking_cron import config
 
 _pools: dict[str, ConnectionPool] = {}
 _lock = threading.Lock()
-_embedded = {}
+_embedded: dict[str, Any] = {}
 _statements = [0]  # statements sent through CountingConnection, process-wide (the bench reads it)
 _statements_lock = threading.Lock()
 
@@ -258,7 +258,7 @@ def require_create(conn: psycopg.Connection, url: str, what: str = "db upgrade")
     waits 10 s for a lock table it could not create, then reports that table missing)."""
     # the lock: its owner may write it; anyone else needs INSERT and DELETE and, since the API
     # lockdown puts row-level security on it, BYPASSRLS
-    schema, user, allowed, lock, locking = conn.execute(
+    row = conn.execute(
         """select s, current_user, has_schema_privilege(s, 'CREATE'), l::text,
                   l is null or u.rolsuper or pg_has_role(current_user, k.relowner, 'USAGE')
                   or (has_table_privilege(l, 'INSERT') and has_table_privilege(l, 'DELETE')
@@ -267,6 +267,8 @@ def require_create(conn: psycopg.Connection, url: str, what: str = "db upgrade")
            cross join lateral (select to_regclass(format('%I.yoyo_lock', c.s)) as l) t
            left join pg_catalog.pg_class k on k.oid = t.l
            join pg_catalog.pg_roles u on u.rolname = current_user""").fetchone()
+    assert row is not None  # one row: the current schema's
+    schema, user, allowed, lock, locking = row
     if allowed is False:
         raise PrivilegeMissing(
             f"{what} on {safe_url(url)}: permission denied for schema {schema} "

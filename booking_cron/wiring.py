@@ -34,7 +34,7 @@ def describe_database(url: str) -> str:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return f"database {database.safe_url(url)}"
-    host = params.get("host") or "localhost"
+    host = str(params.get("host") or "localhost")
     if host.startswith("/"):  # a socket directory: the embedded server's is named from the clone it is in
         inside = os.path.relpath(host)
         where = inside if os.getcwd() != "/" and not inside.startswith("..") else host
