@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install lock demo test schema bench soak clean
+LINT_PATHS := booking_cron flows blocks deployments bench tests
+
+.PHONY: install lock demo lint test schema bench soak clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +35,13 @@ lock:
 demo: $(STAMP)
 	$(BIN)/booking-cron demo
 
-test: $(STAMP)
+# Static checks, before the tests: ruff (rules and width in pyproject.toml) and mypy (the packages
+# it checks, in pyproject.toml). `make test` fails when either finds something.
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache $(LINT_PATHS)
+	$(BIN)/mypy
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # booking_cron/schema.sql: the schema a fresh `db upgrade` makes in an empty database (on DATABASE_URL's
@@ -48,4 +56,4 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import psycopg
 
-from bench.env import analyze, digests
+from bench.env import analyze, digests, one
 from booking_cron.storage import database, schema
 from booking_cron.ops.seed import seed
 
@@ -42,8 +42,8 @@ def load_month(url: str, bookings: int, end: datetime = END) -> dict:
         for org, tz in zip(orgs, TIMEZONES):
             conn.execute("update public.booking_settings set timezone = %s where org_id = %s", (tz, org))
             conn.execute("update public.sms_settings set enabled = %s where org_id = %s", (org == orgs[0], org))
-        due = conn.execute("select count(*) from public.bookings where status = 'confirmed' and end_time < %s",
-                           (end,)).fetchone()[0]
+        due = one(conn.execute("select count(*) from public.bookings where status = 'confirmed' and end_time < %s",
+                               (end,)).fetchone())[0]
     analyze(url)
     return {"bookings": counts.bookings, "clients": counts.clients, "packs": counts.packs, "due_in_range": due}
 
@@ -121,19 +121,20 @@ def run(server: str, bookings: int = 9000, port: int | None = None, days: int = 
             timed_cli(["run", "--at", (start - timedelta(days=1)).isoformat()], source, api)  # warm caches, no work
             tick = timed_cli(["run", "--at", last_slot.isoformat()], tick_db, api)
             backfill = timed_cli(backfill_args, backfill_db, api)
+        pg_backfill: dict | None = None
         if on_postgres:
             with database.scratch_prefect_database(server) as prefect_pg, prefect_server(port + 1, prefect_pg) as api:
-                on_postgres = timed_cli(backfill_args, pg_db, api)
-        same = digests(tick_db) == digests(backfill_db) == (digests(pg_db) if on_postgres else digests(tick_db))
+                pg_backfill = timed_cli(backfill_args, pg_db, api)
+        same = digests(tick_db) == digests(backfill_db) == (digests(pg_db) if pg_backfill else digests(tick_db))
         with psycopg.connect(backfill_db) as conn:
-            outbox = dict(conn.execute("select status, count(*) from public.sms_messages group by 1").fetchall())
+            outbox: dict[str, int] = dict(conn.execute("select status, count(*) from public.sms_messages group by 1").fetchall())
         slots = backfill["output"]["slots"]
         return {"data": data, "slots": slots, "tick_seconds": tick["seconds"], "tick": tick["output"],
                 "backfill_seconds": backfill["seconds"], "backfill": backfill["output"],
-                "postgres_backfill_seconds": on_postgres["seconds"] if on_postgres else None,
+                "postgres_backfill_seconds": pg_backfill["seconds"] if pg_backfill else None,
                 "same_end_state": same, "outbox": outbox, "days": days,
                 "per_slot_ms": 1000 * backfill["seconds"] / slots,
-                "postgres_per_slot_ms": 1000 * on_postgres["seconds"] / slots if on_postgres else None}
+                "postgres_per_slot_ms": 1000 * pg_backfill["seconds"] / slots if pg_backfill else None}
     finally:
         database.close_pools()
         for db in (name, f"{name}_copy0", f"{name}_copy1", f"{name}_copy2"):

@@ -14,7 +14,7 @@ import time
 
 import psycopg
 
-from bench.env import T
+from bench.env import T, one
 from booking_cron.storage.database import CountingConnection, statements_sent
 
 RAW_ONE_STATEMENT = """
@@ -48,7 +48,7 @@ def raw_set_based(url: str) -> dict:
     then adds nothing, and the outcome matches the tick's row for row."""
     with psycopg.connect(url, options="-c booking_cron.ledger_write=on") as conn:
         started = time.perf_counter()
-        completed, ledger, packs = conn.execute(RAW_ONE_STATEMENT, {"t": T}).fetchone()
+        completed, ledger, packs = one(conn.execute(RAW_ONE_STATEMENT, {"t": T}).fetchone())
         conn.commit()
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "completed": completed, "deducted": ledger, "packs": packs, "statements": 1}
@@ -72,7 +72,7 @@ def seed_app_design(url: str, limit: int | None = None) -> dict:
         deducted = 0
         for _, purchase_id in rows:
             if purchase_id is not None:
-                deducted += conn.execute("select public.use_session(%s)", (purchase_id,)).fetchone()[0]
+                deducted += one(conn.execute("select public.use_session(%s)", (purchase_id,)).fetchone())[0]
         seconds = time.perf_counter() - started
         statements = statements_sent() - before
     return {"seconds": seconds, "completed": len(rows), "deducted": deducted, "statements": statements}
@@ -81,9 +81,9 @@ def seed_app_design(url: str, limit: int | None = None) -> dict:
 def end_state(url: str) -> dict:
     """What each design left: completed bookings and sessions taken from the bench's packs."""
     with psycopg.connect(url) as conn:
-        completed, used = conn.execute(
+        completed, used = one(conn.execute(
             """select (select count(*) from public.bookings where status = 'completed' and end_time <= %(t)s),
                       (select coalesce(sum(sessions_used), 0) from public.client_purchases
                        where id in (select purchase_id from public.bookings where end_time <= %(t)s))""",
-            {"t": T}).fetchone()
+            {"t": T}).fetchone())
     return {"completed": completed, "sessions_used": int(used)}

@@ -13,7 +13,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
 import psycopg
 
@@ -96,14 +96,21 @@ TABLE_DIGESTS = {
 }
 
 
+def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate, or a select without from)."""
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return row
+
+
 def digests(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
-        return {name: conn.execute(query).fetchone()[0] for name, query in TABLE_DIGESTS.items()}
+        return {name: one(conn.execute(query).fetchone())[0] for name, query in TABLE_DIGESTS.items()}
 
 
 def machine(server: str) -> dict[str, str]:
     with psycopg.connect(server) as conn:
-        pg = conn.execute("show server_version").fetchone()[0]
+        pg = one(conn.execute("show server_version").fetchone())[0]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     return {"nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count()),

@@ -69,7 +69,9 @@ def run(server: str, runs: int = 7, ephemeral_runs: int = 3) -> dict:
         folder = (Path(data) / "prefect").resolve()
         try:
             start_seconds = _timed(booking_cron + ["prefect", "start"], env)
-            flow_env = {**env, "PREFECT_API_URL": prefect_api.recorded(folder).api_url}
+            local = prefect_api.recorded(folder)
+            assert local is not None, "`booking-cron prefect start` recorded no server"
+            flow_env = {**env, "PREFECT_API_URL": local.api_url}
             tick = booking_cron + ["run", "--at", T.isoformat(), "--json"]
             flow = [sys.executable, "-c", ONE_TASK_FLOW]
             _timed(tick, env), _timed(flow, flow_env)  # warm-up: the server's first flow registrations

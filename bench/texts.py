@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import psycopg
 
 from bench.data import load_texts
-from bench.env import scratch_database
+from bench.env import one, scratch_database
 from bench.runner import tick_in_subprocess
 from booking_cron.sandbox import TwilioSandbox
 
@@ -31,8 +31,8 @@ def run(server: str, n: int = 2000, concurrency: int = 16) -> dict:
         tick = tick_in_subprocess(url, TEXTS_T, env=env)
         messages, stats = sandbox.messages, sandbox.stats()
         with psycopg.connect(url) as conn:
-            outbox = dict(conn.execute("select status, count(*) from public.sms_messages group by status").fetchall())
-            keys = conn.execute("select count(*), count(distinct idempotency_key) from public.sms_messages").fetchone()
+            outbox: dict[str, int] = dict(conn.execute("select status, count(*) from public.sms_messages group by status").fetchall())
+            keys = one(conn.execute("select count(*), count(distinct idempotency_key) from public.sms_messages").fetchone())
     per_number = Counter(m["to"] for m in messages)
     accepted = sorted(m["accepted_at"] for m in messages) or [tick["started_at"]]
     send = tick["steps"].get("send_texts", 0.0)

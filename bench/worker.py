@@ -21,11 +21,15 @@ import threading
 import time
 from collections import defaultdict
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 os.environ["BOOKING_CRON_COUNT_STATEMENTS"] = "1"  # before any pool exists
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 
 import psutil  # noqa: E402
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 SPANS: list[tuple[str, float, float]] = []
 
@@ -121,7 +125,8 @@ def run(db: str, at: datetime, shard: str | None) -> dict:
     cpu_before, statements_before = process.cpu_times(), database.statements_sent()
     with PeakRss() as sampler:
         started_at, started = time.time(), time.perf_counter()
-        state = tick(tick_at=at, dry_run=False, trigger="bench", shard=shard, return_state=True)
+        # a sync flow's call returns its State (Prefect's overloads read an unannotated flow as maybe async)
+        state = cast("State[Any]", tick(tick_at=at, dry_run=False, trigger="bench", shard=shard, return_state=True))
         seconds = time.perf_counter() - started
     cpu_after = process.cpu_times()
     summary = state.result() if state.is_completed() else {"state": state.name, "error": state.message}

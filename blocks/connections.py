@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from prefect.blocks.core import Block
@@ -64,9 +65,14 @@ def register_blocks_from_environment() -> list[str]:
     return saved
 
 
-def _load(block_type: type[Block], name: str) -> Block | None:
+B = TypeVar("B", bound=Block)
+
+
+def _load(block_type: type[B], name: str) -> B | None:
     try:
-        return block_type.load(name)
+        # called from sync code, where Prefect's async_dispatch returns the block (it is typed as
+        # "the block or a coroutine" for both callers)
+        return cast(B, block_type.load(name))
     except ValueError:  # no such block document
         return None
 

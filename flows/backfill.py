@@ -19,6 +19,8 @@ finished tick are skipped unless `force`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
@@ -35,7 +37,7 @@ from booking_cron.domain.results import StepResult, not_completed, summarize, su
 from booking_cron.domain.slots import assign_slots, by_day, parse_every, slot_run_id, slots_to_run, tick_slots
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.sender import utc_now
-from booking_cron.sms.step import queued_results, send_claimed_texts, sms_gateway
+from booking_cron.sms.step import configured_sms_gateway, queued_results, send_claimed_texts, sms_gateway
 from booking_cron.storage.store import BookingStore
 from booking_cron.domain.texts.replay import History, replay_texts
 from flows.tick import KEEP_RESULT, RETRIES
@@ -117,8 +119,8 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
         for result in store.deduct(runs[day[0]], batch, dry_run, [runs[slot_of[b.id]] for b in batch]):
             slot = slot_of[result.booking_id]
             results.append((slot, result))
-            if result.outcome == "deducted":
-                history.deducted[by_id[result.booking_id].purchase_id].append(slot)
+            if result.outcome == "deducted" and (pack := by_id[result.booking_id].purchase_id) is not None:
+                history.deducted[pack].append(slot)
     history.completed_at.update({i: slot_of[i] for i in ids if i not in skipped})
     # sessions of bookings cancelled since they were taken come back at the day's first slot, as its tick would
     results += [(day[0], r) for r in store.reinstate_cancelled(runs[day[0]], shard, dry_run)]
@@ -146,7 +148,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
     results, sends = list(zip(text_slots, queued)), []
     if provider_ready and not dry_run:
-        while sent := send_claimed_texts(runs[day[-1]], day[-1], sms_gateway(), shard):
+        while sent := send_claimed_texts(runs[day[-1]], day[-1], configured_sms_gateway(), shard):
             sends += [(day[-1], r) for r in sent]
     if not provider_ready:
         return results, sends, 0  # nothing is sent: the texts stay queued
@@ -194,9 +196,10 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
     logger.info("%s slots, %s already ticked, %s to run in %s day(s)", len(slots), totals.skipped, len(todo), len(days))
     if sms_gateway() is None:
         logger.warning("no SMS provider configured (TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN): texts stay queued")
-    artifact = create_progress_artifact(0.0 if todo else 100.0, key="backfill-progress",
-                                        description=f"{len(todo)} of {len(slots)} slots to tick" if todo
-                                        else f"nothing to do: all {len(slots)} slots already ticked")
+    # a sync flow gets the artifact's id (Prefect's async_dispatch types it as the id or a coroutine)
+    artifact = cast(UUID, create_progress_artifact(0.0 if todo else 100.0, key="backfill-progress",
+                                                   description=f"{len(todo)} of {len(slots)} slots to tick" if todo
+                                                   else f"nothing to do: all {len(slots)} slots already ticked"))
     history, rows, parent = History(written=not dry_run), [], str(flow_run.id)
     # Days no booking's times come near are recorded in bulk; the first day always ticks (it picks up
     # what is older than the range), and so does every day after a failed one (its leftovers).

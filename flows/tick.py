@@ -11,6 +11,7 @@ each batch's counts pass through Python and Prefect, never the bookings.
 # No `from __future__ import annotations` here: `flow.serve` validates parameters against these
 # annotations, and as strings (`datetime`) they fail with "TickModel is not fully defined".
 from datetime import datetime, timezone
+from typing import Any
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -29,14 +30,14 @@ from booking_cron.faults import crash_point
 from booking_cron.reporting.report import results_frame
 from booking_cron.domain.results import Outcomes, StepResult, summarize, summarize_counts
 from booking_cron.sms.outbox import Outbox
-from booking_cron.sms.step import queue_due_texts, send_claimed_texts, sms_gateway
+from booking_cron.sms.step import configured_sms_gateway, queue_due_texts, send_claimed_texts, sms_gateway
 from booking_cron.storage.store import BookingStore, Range
 
 # The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
 # started the run can read it from the state the API returns: after a retried state update the
 # API answers with its own copy of the state, which holds a result only if one was kept.
-KEEP_RESULT = dict(persist_result=True, result_serializer="json")
-RETRIES = dict(retries=3, retry_delay_seconds=config.retry_delays(), retry_jitter_factor=0.5, cache_policy=NO_CACHE)
+KEEP_RESULT: dict[str, Any] = dict(persist_result=True, result_serializer="json")
+RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=config.retry_delays(), retry_jitter_factor=0.5, cache_policy=NO_CACHE)
 
 
 def resolve_tick_at(tick_at: datetime | None) -> datetime:
@@ -69,13 +70,13 @@ def complete_batch(run_id: str, tick_at: datetime, shard: Shard, key: Range, bat
                    batches: int = 1) -> dict[str, int]:
     """One statement over one range of due bookings; each booking's outcome is in tick_results, the
     counts come back."""
-    return BookingStore().complete_range(run_id, tick_at, shard, tuple(key))
+    return BookingStore().complete_range(run_id, tick_at, shard, (key[0], key[1]))
 
 
 @task(task_run_name="deduct batch {batch_no}/{batches}", **RETRIES)
 def deduct_batch(run_id: str, shard: Shard, key: Range, batch_no: int = 1, batches: int = 1) -> dict[str, int]:
     """use_sessions over one range of packs, in one statement; outcomes in tick_results, counts back."""
-    return BookingStore().deduct_range(run_id, shard, tuple(key))
+    return BookingStore().deduct_range(run_id, shard, (key[0], key[1]))
 
 
 @task(task_run_name="dry-run complete and deduct", **RETRIES)
@@ -109,7 +110,7 @@ def queue_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_ready: b
 
 @task(task_run_name="send texts batch {batch_no}", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def send_texts(run_id: str, tick_at: datetime, batch_no: int, shard: Shard) -> list[StepResult]:
-    return send_claimed_texts(run_id, tick_at, sms_gateway(), shard)
+    return send_claimed_texts(run_id, tick_at, configured_sms_gateway(), shard)
 
 
 @task(task_run_name="record tick start", **RETRIES)
@@ -149,7 +150,9 @@ def publish_results(run_id: str, summary: dict, rows: list[dict], shard: Shard =
                              description=f"What the tick at {utc_time(summary['tick_at'])} did, and what needs attention")
 
 
-@flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), **KEEP_RESULT)
+# Prefect's own example of a flow's task runner; its generic types reject it ("ThreadPoolTaskRunner[Never]")
+@flow(name="tick", flow_run_name=tick_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+      **KEEP_RESULT)
 def tick(tick_at: datetime | None = None, dry_run: bool = False, trigger: str = "run", shard: str | None = None):
     """One tick at `tick_at` (default: the scheduled time). Returns the summary (counts);
     per-booking results are in tick_results and in this run's artifacts."""

@@ -314,7 +314,8 @@ def test_the_backfill_summary_counts_one_slot_and_one_text_in_the_singular():
     from booking_cron.reporting.backfill_report import Totals
 
     totals = Totals(slots=1, skipped=0)
-    totals.add_day({datetime(2026, 11, 24, 9, tzinfo=timezone.utc): {"results": 1, "completed": 1, "deducted": 1, "sent": {"feedback_request": 1}}})
+    totals.add_day({datetime(2026, 11, 24, 9, tzinfo=timezone.utc): {"results": 1, "completed": 1, "deducted": 1,
+                                                                      "sent": {"feedback_request": 1}}})
     assert totals.headline() == "1 slot ticked: 1 completed, 1 deducted, 1 text sent"
 
 

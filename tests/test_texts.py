@@ -97,7 +97,8 @@ def test_a_rescheduled_booking_gets_one_reminder_for_its_new_time(db, sandbox):
     org = texting_org(db)
     b = f.booking(db, org, f.client(db, org, phone="+61412345011"), start=T + timedelta(minutes=30))
     queue_texts.fn(str(uuid.uuid4()), T, False, True)
-    db.execute("update bookings set start_time = start_time + interval '30 minutes', end_time = end_time + interval '30 minutes' where id = %s", (b,))
+    db.execute("update bookings set start_time = start_time + interval '30 minutes', "
+               "end_time = end_time + interval '30 minutes' where id = %s", (b,))
     tick(tick_at=T)
     assert sandbox.messages == []
     assert outbox(db, b)[0][1:3] == ("cancelled", "booking_rescheduled")

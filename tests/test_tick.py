@@ -115,7 +115,7 @@ def test_crash_between_complete_and_deduct_is_repaired_by_the_next_tick(db, memb
 
 def test_an_unfinished_deduction_is_an_audit_violation_once_a_later_tick_finished(db, member):
     pack = f.pack(db, *member)
-    b = f.booking(db, *member, pack)
+    f.booking(db, *member, pack)
     complete_batch.fn(str(uuid.uuid4()), T, ALL, (None, None))
     db.execute("insert into tick_runs (flow_run_id, tick_at, state, started_at) values (%s, %s, 'finished', now() + interval '1 minute')",
                (str(uuid.uuid4()), T))
@@ -127,7 +127,7 @@ def test_a_crashed_tick_is_repaired_by_the_next_tick_of_its_shard_and_audit_wait
     orgs = {shard: f.org_in_shard(db, shard, 2) for shard in (0, 1)}
     client = f.client(db, orgs[1])
     pack = f.pack(db, orgs[1], client)
-    b = f.booking(db, orgs[1], client, pack)
+    f.booking(db, orgs[1], client, pack)
     complete_batch.fn(str(uuid.uuid4()), T, ALL, (None, None))  # a tick that died before deducting
     assert tick(tick_at=T + timedelta(minutes=10), shard="1/2")["deducted"] == 0  # not this org's shard
     assert audit(db) == []  # no tick that covers the org has finished since: nothing is owed yet

@@ -67,15 +67,17 @@ def slot_run_id(backfill_run_id: str, slot: datetime) -> str:
 def assign_slots(due: Sequence[DueBooking], day: Sequence[datetime], todo: Sequence[datetime],
                  dry_run: bool) -> tuple[Triage, dict[str, datetime], dict[str, datetime]]:
     """For one day of a backfill, what its last slot's tick would see (triaged): the slot of each
-    booking to complete or deduct, and of each row to reject. A booking's slot is the first at or after its end (the tick there would pick it
-    up); one left over from an earlier day (failed, or added since) goes to the day's first slot;
+    booking to complete or deduct, and of each row to reject. A booking's slot is the first at or after its end (the tick there would pick
+    it up); one left over from an earlier day (failed, or added since) goes to the day's first slot;
     owed deductions too. A rejected row stays confirmed, so every later day sees it again: it is
     recorded once, at the backfill's first slot that saw it. In a dry run nothing was written, so
     bookings an earlier day reported are that day's."""
     plan = triage(due)
     slot_of: dict[str, datetime] = {}
     for booking in plan.to_complete:
+        assert booking.end_time is not None  # triage completes only bookings with both times
         slot = slot_for(booking.end_time, todo)
+        assert slot is not None  # due by the day's last slot: it ended at or before it
         if slot >= day[0] or not dry_run:
             slot_of[booking.id] = max(slot, day[0])
     if day[0] == todo[0] or not dry_run:
@@ -83,7 +85,7 @@ def assign_slots(due: Sequence[DueBooking], day: Sequence[datetime], todo: Seque
     ends = {b.id: b.end_time for b in due}  # a row without times (-infinity): the first slot
     rejected_at = {}
     for r in plan.rejected:
-        slot = (slot_for(ends[r.booking_id], todo) if ends.get(r.booking_id) else None) or todo[0]
+        slot = (slot_for(end, todo) if (end := ends.get(r.booking_id)) else None) or todo[0]
         if day[0] <= slot <= day[-1]:
             rejected_at[r.booking_id] = slot
     return plan, slot_of, rejected_at

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, cast, overload
 
 import click
 import httpx
@@ -21,12 +21,17 @@ from booking_cron.storage import database, schema
 from booking_cron.ops import prefect_api, wiring
 from booking_cron.reporting.operator_text import terminal_text
 
+if TYPE_CHECKING:
+    # typer vendors click: its commands are invoked with its own copy's Context, not click's
+    from prefect.states import State
+    from typer._click import Context as TyperContext
+
 DATABASE_REFUSED = 1  # the exit status when the database refuses (see BookingCron.invoke)
 PREFECT_REFUSED = 1  # the exit status when the Prefect API does not answer
 DEBUG_ENV = "BOOKING_CRON_DEBUG"
 
 
-def _plain(text: str) -> str:
+def _plain(text: object) -> str:
     """One line of plain text: whitespace runs become one space, other control characters are escaped
     (database messages quote names that anyone with a login may have chosen)."""
     text = " ".join(str(text).split())
@@ -66,7 +71,7 @@ def prefect_refusal_lines(error: BaseException) -> list[str]:
 class BookingCron(TyperGroup):
     """The command group: database refusals become one or two lines, not a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: TyperContext):
         """Run the command. When the database refuses (unreachable, no such database or role, a
         failed login, a missing privilege, or any other error PostgreSQL or psycopg raise), print
         what failed, naming the database without its password, and what to do, on stderr; exit 1.
@@ -88,6 +93,10 @@ class BookingCron(TyperGroup):
             raise typer.Exit(PREFECT_REFUSED) from None
 
 
+@overload
+def wire(machine: bool = False, prefect: bool = False, db: Literal[True] = True, say: bool = True) -> wiring.Source: ...
+@overload
+def wire(machine: bool = False, prefect: bool = False, *, db: Literal[False], say: bool = True) -> None: ...
 def wire(machine: bool = False, prefect: bool = False, db: bool = True, say: bool = True) -> wiring.Source | None:
     """The bookings database (db) and the Prefect API (prefect) by the one rule (booking_cron/ops/wiring.py),
     each checked to answer, then named in the command's first lines: on stdout, or on stderr when the
@@ -132,6 +141,10 @@ def main(
     pass
 
 
+@overload
+def parse_time(value: str) -> datetime: ...
+@overload
+def parse_time(value: Optional[str]) -> Optional[datetime]: ...
 def parse_time(value: Optional[str]) -> Optional[datetime]:
     """ISO 8601 with an offset, as the contract says; a naive time is refused, not guessed."""
     if value is None:
@@ -232,8 +245,8 @@ def backfill_command(
     database.pool()  # fail now, naming the cause, when the database refuses: the flow's tasks would retry it
     from flows.backfill import backfill  # Prefect's import: after the checks, so usage errors come at once
 
-    state = backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, shard=shard,
-                     return_state=True)
+    state = cast("State[Any]", backfill(start=first, end=last, every=every, dry_run=dry_run, force=force, shard=shard,
+                                        return_state=True))  # a sync flow's call returns its State, as in run_tick
     totals = state.result(raise_on_failure=False)
     if not isinstance(totals, dict):
         errors.print(Text.assemble(("backfill failed", "red"), ": ", terminal_text(state.message)))

@@ -10,6 +10,7 @@ text from a sender the platform did not assign to them (claimed by several orgs,
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import psycopg
 
@@ -124,9 +125,17 @@ def diagnose(conn: psycopg.Connection) -> list[Hazard]:
     return hazards
 
 
+def _one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate, or a select without from)."""
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return row
+
+
 def _pending_migrations(conn: psycopg.Connection) -> list[str]:
     wanted = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.startswith("post-apply"))
-    if conn.execute("select to_regclass('public._yoyo_migration')").fetchone()[0] is None:
+    (table,) = _one(conn.execute("select to_regclass('public._yoyo_migration')").fetchone())
+    if table is None:
         return wanted
     applied = {m for (m,) in conn.execute("select migration_id from public._yoyo_migration")}
     return [m for m in wanted if m not in applied]
@@ -175,7 +184,7 @@ def _open_tables(conn: psycopg.Connection) -> list[Hazard]:
             hazards.append(Hazard("api_table_without_rls", table, f"{table} has row-level security off",
                                   f"alter table public.{table} enable row level security; or {UPGRADE}"))
     for table, privileges, guarded in GUARDED:
-        oid = conn.execute("select to_regclass(%s)::oid", (f"public.{table}",)).fetchone()[0]
+        (oid,) = _one(conn.execute("select to_regclass(%s)::oid", (f"public.{table}",)).fetchone())
         for role in (r for r in roles if r in guarded and oid is not None):
             held = _privileges(conn, role, oid, privileges)
             if held:
@@ -188,7 +197,7 @@ def _open_tables(conn: psycopg.Connection) -> list[Hazard]:
 def _privileges(conn: psycopg.Connection, role: str, oid: int, privileges: tuple[str, ...]) -> list[str]:
     row = conn.execute("select " + ", ".join(f"has_table_privilege(%(r)s, %(t)s::oid, '{p}')" for p in privileges),
                        {"r": role, "t": oid}).fetchone()
-    return [p for p, held in zip(privileges, row) if held]
+    return [p for p, held in zip(privileges, _one(row)) if held]
 
 
 def _app_still_running(conn: psycopg.Connection) -> list[Hazard]:
@@ -202,7 +211,7 @@ def _app_still_running(conn: psycopg.Connection) -> list[Hazard]:
             f"{_whose(client, org)} session that ended {ended:%Y-%m-%d %H:%M %Z}",
             "turn off the app's auto-complete: the AUTO-COMPLETE step of the cron-sms-reminders edge function "
             "and the calendar page's completion of past bookings; the tick completes and deducts them"))
-    sent, queued = conn.execute(APP_TEXTS).fetchone()
+    sent, queued = _one(conn.execute(APP_TEXTS).fetchone())
     if sent:
         hazards.append(Hazard("app_sms_worker_active", "sms_messages",
                               f"the app sent {sent} text(s) in the last {RECENT}",
@@ -234,7 +243,7 @@ def _senders(conn: psycopg.Connection) -> list[Hazard]:
     """Orgs that text from a sender the platform did not assign to them: their texts wait unsent."""
     hazards = []
     roles = _api_roles(conn)
-    oid = conn.execute("select to_regclass('booking_cron.senders')::oid").fetchone()[0]
+    (oid,) = _one(conn.execute("select to_regclass('booking_cron.senders')::oid").fetchone())
     for role in roles:
         held = _privileges(conn, role, oid, ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"))
         if held:

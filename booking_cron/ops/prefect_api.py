@@ -26,7 +26,7 @@ import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal, overload
 
 import httpx
 
@@ -260,6 +260,10 @@ def stop(folder: Path | None = None) -> LocalServer | None:
         return server if server and not _pid_alive(server.pid) else None
 
 
+@overload
+def api(start_local: Literal[True] = True) -> Api: ...
+@overload
+def api(start_local: bool) -> Api | None: ...
 def api(start_local: bool = True) -> Api | None:
     """The Prefect API this process uses, set for its Prefect client: PREFECT_API_URL if the operator
     named one, else the local server (started if need be; with start_local=False only one already

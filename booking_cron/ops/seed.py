@@ -122,9 +122,11 @@ def seed(conn: psycopg.Connection, *, orgs: int = 3, clients: int = 40, bookings
         _copy(cur, "sms_settings (org_id, enabled, twilio_phone_number, quiet_hours_start, quiet_hours_end)", sms_settings)
         _copy(cur, "sms_schedules (id, org_id, type, label, mins_offset, body, enabled)", schedules)
         _copy(cur, "clients (id, org_id, full_name, phone, sms_reminder_enabled, sms_followup_enabled)", client_rows)
-        _copy(cur, "client_purchases (id, org_id, client_id, sessions_total, sessions_used, purchased_at, expires_at, payment_status)", packs)
+        _copy(cur, "client_purchases (id, org_id, client_id, sessions_total, sessions_used, purchased_at, expires_at, "
+                   "payment_status)", packs)
         # packs' prior usage lands in the ledger through its trigger ('opening' rows)
-        _copy(cur, "bookings (id, org_id, client_id, purchase_id, start_time, end_time, status, client_confirmed, confirmation_sent_at, location_type)", booking_rows)
+        _copy(cur, "bookings (id, org_id, client_id, purchase_id, start_time, end_time, status, client_confirmed, "
+                   "confirmation_sent_at, location_type)", booking_rows)
         done = [(b[3], b[0]) for b in booking_rows if b[6] == "completed" and b[3] is not None]
         if done:
             cur.execute("""insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)

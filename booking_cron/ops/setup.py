@@ -14,12 +14,14 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
+from uuid import UUID
 
 import yaml
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
 from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import ObjectNotFound
@@ -94,13 +96,13 @@ def describe_deployment(client: SyncPrefectClient, name: str) -> str:
     found = client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])))
     if not found:
         raise SetupError(f"deployment {name} is missing after prefect deploy")
-    crons = [f"{s.schedule.cron} {s.schedule.timezone}" + ("" if s.active else f" (paused: schedule {s.id})")
-             for s in found[0].schedules]
+    crons = [(f"{s.schedule.cron} {s.schedule.timezone}" if isinstance(s.schedule, CronSchedule) else str(s.schedule))
+             + ("" if s.active else f" (paused: schedule {s.id})") for s in found[0].schedules]
     return (f"deployment {name} ({found[0].id}): "
             + (f"schedule {', '.join(crons)}" if crons else "no schedule (run it from the UI)"))
 
 
-def alert_block_id(client: SyncPrefectClient, alert_block: str | None) -> tuple[str | None, str]:
+def alert_block_id(client: SyncPrefectClient, alert_block: str | None) -> tuple[UUID | None, str]:
     """The notification block's id: the one named by --alert-block (`type-slug/name`, made in the
     UI: Slack, email, PagerDuty...), else a custom-webhook block from BOOKING_CRON_ALERT_WEBHOOK_URL."""
     if alert_block:
@@ -112,8 +114,9 @@ def alert_block_id(client: SyncPrefectClient, alert_block: str | None) -> tuple[
                              f"`prefect block create {slug}`, then name it as TYPE-SLUG/NAME")
         return document.id, f"alerts go to block {alert_block}: exists"
     if url := os.environ.get(ALERT_WEBHOOK_ENV):
-        block_id = CustomWebhookNotificationBlock(name=ALERT_BLOCK, url=url, json_data=ALERT_PAYLOAD).save(
-            ALERT_BLOCK, overwrite=True)
+        # called from sync code: Prefect's async_dispatch returns the id (typed as the id or a coroutine)
+        block_id = cast(UUID, CustomWebhookNotificationBlock(name=ALERT_BLOCK, url=url, json_data=ALERT_PAYLOAD).save(
+            ALERT_BLOCK, overwrite=True))
         return block_id, f"alerts go to block custom-webhook/{ALERT_BLOCK}: saved from {ALERT_WEBHOOK_ENV}"
     return None, (f"alerts: no destination (set {ALERT_WEBHOOK_ENV} or --alert-block); the automations "
                   "still fire and show in the UI (Automations, Events)")
@@ -186,8 +189,8 @@ def apply_automations(client: SyncPrefectClient, automations: list[AutomationCor
     alerts of another shard count, are deleted."""
     done = []
     for stale in shards.stale_alerts([a.name for a in client.read_automations()], planned or shards.plan(1)):
-        for automation in client.read_automations_by_name(stale):
-            client.delete_automation(automation.id)
+        for old in client.read_automations_by_name(stale):
+            client.delete_automation(old.id)
         done.append(f"automation {stale!r}: deleted (another shard count)")
     for automation in automations:
         existing = client.read_automations_by_name(automation.name)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from rich.console import Console
 from rich.text import Text
 
 from booking_cron.storage import database
 from booking_cron.reporting.operator_text import terminal_text
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 SUMMARY_ROWS = 12
 
@@ -21,7 +24,8 @@ def run_tick(console: Console, errors: Console, at: Optional[datetime], dry_run:
     from booking_cron.reporting.report import print_summary, results_frame
 
     database.pool()  # fail now, naming the cause, when the database refuses: the flow's tasks would retry it
-    state = tick(tick_at=at, dry_run=dry_run, trigger=trigger, shard=shard, return_state=True)
+    # a sync flow's call returns its State (Prefect's overloads read an unannotated flow as maybe async)
+    state = cast("State[Any]", tick(tick_at=at, dry_run=dry_run, trigger=trigger, shard=shard, return_state=True))
     if not state.is_completed():
         message = state.message or state.name
         if as_json:

@@ -67,7 +67,7 @@ def utc_time(when) -> str:
 def attention_mark(record: dict) -> str:
     """ATTENTION_MARK for a per-booking result (a row of report.results_frame) that needs attention, else ''."""
     reason = None if blank(record.get("reason")) else record["reason"]
-    return ATTENTION_MARK if rank(record.get("outcome"), reason) == ATTENTION else ""
+    return ATTENTION_MARK if rank(record["outcome"], reason) == ATTENTION else ""
 
 
 def artifact_row(row: dict, attention: str) -> dict:
@@ -161,8 +161,8 @@ def _texts_section(summary: dict) -> list[str]:
     if summary.get("reconciled"):
         lines += ["", f"Texts of unknown fate reconciled this tick (found at the provider, or never went): "
                       f"{summary['reconciled']}."]
-    if receipts_off(summary):
-        lines += ["", receipts_off(summary)]
+    if off := receipts_off(summary):
+        lines += ["", off]
     elif any(receipts.values()):
         lines += ["", "Receipts of texts sent in the 48 hours before this tick:", "", "| receipt | texts |", "|---|---:|"]
         lines += [f"| {_md(k)} | {n} |" for k, n in receipts.items()]
@@ -185,7 +185,7 @@ def receipts_off(summary: dict) -> str | None:
 
 def count_rows(summary: dict) -> list[tuple[str, str, str | None, int]]:
     """(step, outcome, reason, count) of everything a tick did, texts by outcome and reason."""
-    rows = [("complete", "completed", None, summary["completed"])]
+    rows: list[tuple[str, str, str | None, int]] = [("complete", "completed", None, summary["completed"])]
     rows += [("complete", "rejected", k, v) for k, v in sorted(summary.get("rejected", {}).items())]
     rows += [("complete", "skipped", k, v) for k, v in sorted(summary.get("skipped", {}).items())]
     rows += [("deduct", "deducted", None, summary["deducted"])]

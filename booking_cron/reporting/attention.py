@@ -58,7 +58,7 @@ _UNRESOLVED_HOURS = re.compile(r"^unresolved_(\d+)h")
 
 def reconciling(outcome: str, reason: str | None) -> bool:
     """An unknown text the next ticks look up again on their own, not yet a person's problem."""
-    return outcome == "unknown" and bool(reason) and not reason.startswith(UNRESOLVED_PREFIX)
+    return outcome == "unknown" and bool(reason and not reason.startswith(UNRESOLVED_PREFIX))
 
 
 def rank(outcome: str, reason: str | None) -> int:

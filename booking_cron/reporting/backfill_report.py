@@ -54,7 +54,8 @@ class Totals:
         """One line, for the flow run's state message and the command's first line."""
         verb = "would tick" if self.dry_run else "ticked"
         done = f"{plural(self.ticked, 'slot', 'slots')} {verb}" + (f", {self.skipped} already done" if self.skipped else "")
-        work = f"{self.work.completed} completed, {self.work.deducted} deducted, {plural(sum(self.work.sent.values()), 'text', 'texts')} sent"
+        work = (f"{self.work.completed} completed, {self.work.deducted} deducted, "
+                f"{plural(sum(self.work.sent.values()), 'text', 'texts')} sent")
         if self.stale:
             work += f", {self.stale} {'would expire' if self.dry_run else 'expired'} as stale"
         items = attention_items(self.as_dict())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import psycopg
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -67,6 +67,7 @@ def results_frame(conn: psycopg.Connection, run_id: str | None = None, booking_i
             # a big tick's bookings by index (1 s at 100k); joined by hash it takes 0.2 s.
             cur.execute("set local enable_nestloop = off")
         cur.execute(query, {"run": run_id, "booking": booking_id, "limit": limit, **FAILURES_FIRST_PARAMS})
+        assert cur.description is not None  # a select: it has columns
         columns = [d.name for d in cur.description]
         frame = pd.DataFrame(cur.fetchall(), columns=columns)
     frame["phone"] = frame["phone"].map(lambda p: mask_phone(p) if isinstance(p, str) and p.strip() else None)
@@ -107,7 +108,8 @@ def print_summary(console: Console, summary: dict, results: pd.DataFrame, result
     console.print(attention_line(items) if items else "nothing needs attention", style=STYLE[ATTENTION] if items else None)
     console.print()
     counts = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column, justify in (("step", "left"), ("outcome", "left"), ("count", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("step", "left"), ("outcome", "left"), ("count", "right"))
+    for column, justify in columns:
         counts.add_column(column, justify=justify)
     for step, outcome, reason, n in count_rows(summary):
         counts.add_row(step, terminal_text(f"{words(outcome)}: {words(reason)}" if reason else words(outcome)),

@@ -21,7 +21,7 @@ from collections import deque
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, cast
 from urllib.error import URLError
 from urllib.parse import parse_qs, urlencode, urlsplit
 from urllib.request import Request, urlopen
@@ -36,7 +36,7 @@ DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 FAULT_KINDS = ("429", "500", "503", "timeout_after_accept", "drop", "drop_after_accept")
 CONFIG_KEYS = ("latency", "rate_limit", "fault_rate", "fault_kinds", "number_errors",
                "one_shot_faults", "stall_seconds", "undeliverable", "callback_delay", "list_lag", "list_fault")
-_COERCE = {"latency": float, "fault_rate": float, "stall_seconds": float, "fault_kinds": list,
+_COERCE: dict[str, Callable[[Any], Any]] = {"latency": float, "fault_rate": float, "stall_seconds": float, "fault_kinds": list,
            "one_shot_faults": lambda v: deque(v or ()), "callback_delay": float, "list_lag": float,
            "list_fault": lambda v: int(v) if v else None,
            "number_errors": lambda v: {str(n): int(c) for n, c in (v or {}).items()},
@@ -109,7 +109,8 @@ class TwilioSandbox:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-            self._thread.join(timeout=5)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
             self._server = self._thread = None
 
     def __enter__(self) -> "TwilioSandbox":
@@ -351,12 +352,16 @@ class TwilioSandbox:
                 "page": page, "page_size": size, "start": start,
                 "end": start + max(len(items) - 1, 0), "uri": uri(page)}
 
+    def _reset_then_stats(self) -> dict:
+        self.reset()
+        return self.stats()
+
     def _admin(self, method: str, path: str, raw: bytes):
         """Unauthenticated loopback endpoints, to drive and inspect a sandbox in another process."""
         routes = {("GET", "messages"): lambda: self.messages, ("GET", "requests"): lambda: self.requests,
                   ("GET", "stats"): self.stats, ("GET", "config"): self.config,
                   ("POST", "config"): lambda: self.configure(**json.loads(raw or b"{}")),
-                  ("POST", "reset"): lambda: self.reset() or self.stats()}
+                  ("POST", "reset"): self._reset_then_stats}
         action = routes.get((method, path.removeprefix("/_sandbox/")))
         try:
             return (200, action()) if action else (404, {"error": f"no admin endpoint {method} {path}"})
@@ -381,7 +386,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         """Skip HTTPServer's reverse-DNS lookup of the host, which can hang on offline machines."""
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        # an AF_INET server's address is (host, port); typeshed types it for every address family
+        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -392,7 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming); do_POST shares it, self.command tells
-        sandbox: TwilioSandbox = self.server.sandbox
+        sandbox: TwilioSandbox = cast(_Server, self.server).sandbox
         method = self.command
         url = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

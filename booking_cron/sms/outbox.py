@@ -301,7 +301,8 @@ class Outbox:
         with self._cursor(dry_run) as cur:
             orgs, schedules = _texting_orgs(cur)
             ahead = lookahead(schedules)
-            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead, "shard": shard.index, "shards": shard.count})]
+            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead,
+                                                                                 "shard": shard.index, "shards": shard.count})]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
         return orgs, schedules, bookings, keys
 

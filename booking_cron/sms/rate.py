@@ -41,8 +41,10 @@ class SendRate:
         if self.per_sender <= 0 and self.per_account <= 0:
             return 0.0
         with database.connection(self.url) as conn:  # its own short transaction: the row locks end here
-            (delay,) = conn.execute(TAKE_SLOT, (sender, self.spaced(self.per_sender), self.account,
-                                                self.spaced(self.per_account))).fetchone()
+            row = conn.execute(TAKE_SLOT, (sender, self.spaced(self.per_sender), self.account,
+                                           self.spaced(self.per_account))).fetchone()
+            assert row is not None  # a function call without from: one row
+            (delay,) = row
         return delay
 
     def wait(self, sender: str) -> None:

@@ -141,6 +141,7 @@ class Sender:
         if limit:
             self.outbox.settle(text.id, text.attempts, "queued", code=limit, until=limit_wait(limit, now))
             return "deferred", limit
+        outcome: tuple[str, str | None]
         with self.outbox.send_guard(text.id, text.attempts) as (blocker, conn):
             if blocker == CLAIM_LOST:
                 outcome = ("claim_lost", None)  # another sender reclaimed it after our lease ran out

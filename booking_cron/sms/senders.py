@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -51,7 +52,7 @@ class Assignment:
     sender: str
     org_id: str
     org_name: str | None
-    assigned_at: object
+    assigned_at: datetime
     assigned_by: str
 
     def as_dict(self) -> dict:
@@ -86,6 +87,7 @@ def parse_sender(phone: str | None, service: str | None) -> tuple[str, str]:
         if not E164.match(number):
             raise SenderError(f"--phone {phone!r} is not an E.164 number (e.g. +61280000001)")
         return PHONE, number
+    assert service is not None  # exactly one of the two was given
     if not SERVICE_SID.match(service):
         raise SenderError(f"--messaging-service {service!r} is not a messaging service sid (MG and 32 hex digits)")
     return MESSAGING_SERVICE, service
@@ -107,8 +109,10 @@ def assign(conn: psycopg.Connection, org_id: str, kind: str, sender: str) -> str
             raise SenderError(f"no org with id {org_id!r}")
         if conn.execute(ASSIGN, {"kind": kind, "sender": sender, "org": org_id}).rowcount:
             return "assigned"
-        holder = conn.execute("select org_id::text from booking_cron.senders where kind = %s and sender = %s",
-                              (kind, sender)).fetchone()[0]
+        row = conn.execute("select org_id::text from booking_cron.senders where kind = %s and sender = %s",
+                           (kind, sender)).fetchone()
+        assert row is not None  # the assignment above conflicted with this row
+        holder = row[0]
     if holder != org_id:
         raise SenderError(f"{sender} is assigned to org {holder}: `booking-cron senders unassign "
                           f"--{option(kind)} {sender}` first, if it is no longer theirs")

@@ -27,6 +27,14 @@ def sms_gateway() -> SmsGateway | None:
     return TwilioGateway(settings, timeout=config.sms_timeout(), status_callback=config.status_callback_url())
 
 
+def configured_sms_gateway() -> SmsGateway:
+    """sms_gateway() where the caller has checked that a provider is configured."""
+    gateway = sms_gateway()
+    if gateway is None:
+        raise RuntimeError("no SMS provider configured (TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN)")
+    return gateway
+
+
 def account_key() -> str:
     """Which provider account the account-wide rate counts against: the Twilio account sid."""
     settings = config.twilio_settings_from_env()

@@ -9,7 +9,7 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,7 +20,7 @@ from booking_cron import config
 
 _pools: dict[str, ConnectionPool] = {}
 _lock = threading.Lock()
-_embedded = {}
+_embedded: dict[str, Any] = {}
 _statements = [0]  # statements sent through CountingConnection, process-wide (the bench reads it)
 _statements_lock = threading.Lock()
 
@@ -190,7 +190,7 @@ def describe_database(url: str) -> str:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return f"database {safe_url(url)}"
-    host = params.get("host") or "localhost"
+    host = str(params.get("host") or "localhost")
     if host.startswith("/"):  # a socket directory: the embedded server's is named from the clone it is in
         inside = os.path.relpath(host)
         where = inside if os.getcwd() != "/" and not inside.startswith("..") else host
@@ -274,7 +274,7 @@ def require_create(conn: psycopg.Connection, url: str, what: str = "db upgrade")
     waits 10 s for a lock table it could not create, then reports that table missing)."""
     # the lock: its owner may write it; anyone else needs INSERT and DELETE and, since the API
     # lockdown puts row-level security on it, BYPASSRLS
-    schema, user, allowed, lock, locking = conn.execute(
+    row = conn.execute(
         """select s, current_user, has_schema_privilege(s, 'CREATE'), l::text,
                   l is null or u.rolsuper or pg_has_role(current_user, k.relowner, 'USAGE')
                   or (has_table_privilege(l, 'INSERT') and has_table_privilege(l, 'DELETE')
@@ -283,6 +283,8 @@ def require_create(conn: psycopg.Connection, url: str, what: str = "db upgrade")
            cross join lateral (select to_regclass(format('%I.yoyo_lock', c.s)) as l) t
            left join pg_catalog.pg_class k on k.oid = t.l
            join pg_catalog.pg_roles u on u.rolname = current_user""").fetchone()
+    assert row is not None  # one row: the current schema's
+    schema, user, allowed, lock, locking = row
     if allowed is False:
         raise PrivilegeMissing(
             f"{what} on {safe_url(url)}: permission denied for schema {schema} "

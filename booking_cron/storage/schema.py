@@ -75,12 +75,14 @@ class OwnedBySuperuser(DatabaseRefused):
 
 
 def ownership(conn: psycopg.Connection) -> Ownership:
-    owner, owner_super, user, user_super = conn.execute(
+    row = conn.execute(
         """select o.rolname, o.rolsuper, u.rolname, u.rolsuper
            from pg_catalog.pg_database d
            join pg_catalog.pg_roles o on o.oid = d.datdba
            join pg_catalog.pg_roles u on u.rolname = current_user
            where d.datname = current_database()""").fetchone()
+    assert row is not None  # the current database's row
+    owner, owner_super, user, user_super = row
     found = conn.execute(SUPERUSER_OWNED, {"tables": list(CREATED_TABLES), "functions": list(FUNCTIONS)}).fetchall()
     return Ownership(owner, owner_super, user, user_super, [tuple(row) for row in found])
 

@@ -173,7 +173,7 @@ class _Protocol(H11Protocol):
     _head_deadline: asyncio.TimerHandle | None = None
     _waiting_since = 0.0
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._await_head()
         if len(self.connections) > self.max_connections:

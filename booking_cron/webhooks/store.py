@@ -117,7 +117,9 @@ def apply_receipt(sid: str, reported: str, error_code: str | None, url: str | No
 
 def _sending_now(url: str | None) -> bool:
     with database.connection(url) as conn:
-        return conn.execute(SENDING_NOW).fetchone()[0]
+        row = conn.execute(SENDING_NOW).fetchone()
+        assert row is not None  # a select without from: one row
+        return row[0]
 
 
 def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None,

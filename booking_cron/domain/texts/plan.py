@@ -117,7 +117,7 @@ def idempotency_key(kind: str, schedule_id: str | None, booking_id: str) -> str:
 
 def texts_owed(booking: BookingForTexts, schedules: list[Schedule]) -> list[tuple[str, Schedule | None, datetime, datetime]]:
     """(kind, schedule, due, stale-at) for every text this booking should get, sent or not."""
-    owed = []
+    owed: list[tuple[str, Schedule | None, datetime, datetime]] = []
     if booking.status == "confirmed":
         for s in schedules:
             if s.type == "pre_session":

@@ -130,9 +130,7 @@ def _event_slots(booking: BookingForTexts, day: Sequence[datetime], inputs: Repl
             send_at, _problem = send_time(kind, due, stale_at, org)
             if send_at is not None:
                 times.append(send_at)
-    slots = {slot_for(max(t, day[0]), day) for t in times}
-    slots.discard(None)
-    return slots
+    return {slot for t in times if (slot := slot_for(max(t, day[0]), day)) is not None}
 
 
 def _state_at(booking: BookingForTexts, slot: datetime, history: History, packs: list[Pack],
