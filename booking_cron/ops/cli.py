@@ -427,10 +427,8 @@ def senders_list(as_json: bool = typer.Option(False, "--json")) -> None:
                      f"{holder}; {c.claimed_by} org(s) that text name it: their texts wait")
 
 
-@senders_app.command("assign")
-def senders_assign(org: str = typer.Option(..., "--org", help="the org's id"),
-                   phone: Optional[str] = PHONE_OPTION, service: Optional[str] = SERVICE_OPTION) -> None:
-    """Let the org send from this sender and receive the replies to it (one org per sender)."""
+def _sender_command(phone: Optional[str], service: Optional[str]) -> tuple[str, str, str]:
+    """The database (its first line named) and the sender that `senders assign|unassign` act on."""
     from booking_cron.sms import senders
 
     url = wire(say=False).url  # its first line names the database
@@ -439,6 +437,16 @@ def senders_assign(org: str = typer.Option(..., "--org", help="the org's id"),
     except senders.SenderError as error:
         raise typer.BadParameter(str(error))
     _senders_say(f"senders on {database.safe_url(url)}")
+    return url, kind, sender
+
+
+@senders_app.command("assign")
+def senders_assign(org: str = typer.Option(..., "--org", help="the org's id"),
+                   phone: Optional[str] = PHONE_OPTION, service: Optional[str] = SERVICE_OPTION) -> None:
+    """Let the org send from this sender and receive the replies to it (one org per sender)."""
+    from booking_cron.sms import senders
+
+    url, kind, sender = _sender_command(phone, service)
     with database.connection(url) as conn:
         try:
             done = senders.assign(conn, org, kind, sender)
@@ -454,12 +462,7 @@ def senders_unassign(phone: Optional[str] = PHONE_OPTION, service: Optional[str]
     """Take the sender from its org: texts from it wait, replies to it reach no org."""
     from booking_cron.sms import senders
 
-    url = wire(say=False).url  # its first line names the database
-    try:
-        kind, sender = senders.parse_sender(phone, service)
-    except senders.SenderError as error:
-        raise typer.BadParameter(str(error))
-    _senders_say(f"senders on {database.safe_url(url)}")
+    url, kind, sender = _sender_command(phone, service)
     with database.connection(url) as conn:
         org = senders.unassign(conn, kind, sender)
     if org is None:
