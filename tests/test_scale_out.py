@@ -166,6 +166,15 @@ def runs_flow_run(worker: subprocess.Popen, flow_run_id: str) -> bool:
     return False
 
 
+def heartbeats_recorded(server: str, flow_run_id: str) -> int:
+    """How many heartbeats of the flow run the Prefect server has recorded (at most a page)."""
+    page = api(server, "POST", "/events/filter", json={
+        "filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                   "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}},
+        "limit": 50})
+    return len(page["events"])
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL a worker and the flow run it started: the machine going away."""
     process = psutil.Process(pid)
@@ -217,14 +226,23 @@ def scaled(env, server, world, tmp_path_factory):
                      RUN_TIMEOUT, "the held shard's run did not reach its deduction")
         owner = wait_for(lambda: next((process for process, _ in workers if runs_flow_run(process, killed_run["id"])),
                                       None), 30, "no worker runs the held shard's run")
+        # The automation watches runs that have sent a heartbeat; the run sends its first as it starts,
+        # but a loaded machine may deliver it late: kill only once the server has recorded one.
+        wait_for(lambda: heartbeats_recorded(server, killed_run["id"]), RUN_TIMEOUT,
+                 "the held shard's run sent no heartbeat that the server recorded", every=2)
         kill_tree(owner.pid)
         held.rollback()
         held.close()
         # Prefect learns that the run died from its missing heartbeats: the automation "booking-cron
         # tick crashed without heartbeat" marks it Crashed 90 s after the last, which frees the
         # shard's one slot for its next scheduled run.
-        wait_for(lambda: api(server, "GET", f"/flow_runs/{killed_run['id']}")["state_type"] == "CRASHED",
-                 RUN_TIMEOUT, "the killed run was not marked Crashed", every=3)
+        try:
+            wait_for(lambda: api(server, "GET", f"/flow_runs/{killed_run['id']}")["state_type"] == "CRASHED",
+                     RUN_TIMEOUT, "the killed run was not marked Crashed", every=3)
+        except BaseException:
+            state = api(server, "GET", f"/flow_runs/{killed_run['id']}")["state_type"]
+            print(f"the killed run is {state}, with {heartbeats_recorded(server, killed_run['id'])} heartbeat(s) recorded")
+            raise
 
         def all_completed():
             done = {}
