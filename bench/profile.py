@@ -30,24 +30,27 @@ from pg_catalog.pg_stat_user_tables where schemaname in ('public', 'booking_cron
 """
 
 
-def snapshot(url: str) -> tuple[int, dict[str, tuple[int, int, int]]]:
-    """The server's WAL insert position and each table's cumulative inserts/updates/HOT updates."""
+def snapshot(url: str) -> tuple[int, int, dict[str, tuple[int, int, int]]]:
+    """The server's WAL insert position, the full-page images in its WAL so far, and each table's
+    cumulative inserts/updates/HOT updates."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select pg_catalog.pg_stat_clear_snapshot()")
         lsn = one(conn.execute("select pg_catalog.pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone())[0]
+        fpi = one(conn.execute("select wal_fpi from pg_catalog.pg_stat_wal").fetchone())[0]
         tables = {r[0]: tuple(r[1:]) for r in conn.execute(TABLES)}
-    return int(lsn), tables
+    return int(lsn), int(fpi), tables
 
 
 def writes(before, after) -> dict:
-    """WAL bytes and, per table that changed, rows inserted / updated (of which HOT)."""
-    (lsn0, t0), (lsn1, t1) = before, after
+    """WAL bytes, full-page images (a page's first change after a checkpoint is written whole) and,
+    per table that changed, rows inserted / updated (of which HOT)."""
+    (lsn0, fpi0, t0), (lsn1, fpi1, t1) = before, after
     rows = {}
     for name, (ins, upd, hot) in sorted(t1.items()):
         i0, u0, h0 = t0.get(name, (0, 0, 0))
         if (ins - i0) or (upd - u0):
             rows[name] = {"inserted": ins - i0, "updated": upd - u0, "hot": hot - h0}
-    return {"wal_bytes": lsn1 - lsn0, "rows": rows}
+    return {"wal_bytes": lsn1 - lsn0, "full_page_images": fpi1 - fpi0, "rows": rows}
 
 
 def settle(url: str) -> None:
@@ -55,7 +58,7 @@ def settle(url: str) -> None:
     second later): wait until two reads agree."""
     last = None
     for _ in range(20):
-        now = snapshot(url)[1]
+        now = snapshot(url)[2]
         if now == last:
             return
         last = now
@@ -101,7 +104,8 @@ def main() -> None:
             raw, tick = result["raw"], result["tick"]
             print(f"n={n}: complete+deduct {tick['seconds']:.1f} s vs raw {raw['seconds']:.1f} s "
                   f"({result['time_ratio']:.2f}x); WAL {tick['wal_bytes'] / n:.0f} vs {raw['wal_bytes'] / n:.0f} "
-                  f"bytes a booking ({result['wal_ratio']:.2f}x)", flush=True)
+                  f"bytes a booking ({result['wal_ratio']:.2f}x); full-page images {tick['full_page_images']} vs "
+                  f"{raw['full_page_images']}", flush=True)
 
 
 if __name__ == "__main__":
