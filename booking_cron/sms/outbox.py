@@ -11,8 +11,9 @@ from typing import Iterator, Sequence
 
 import psycopg
 
-from booking_cron.storage import database
+from booking_cron.storage import database, org_sql
 from booking_cron.domain.due import ALL, Shard
+from booking_cron.storage.org_sql import org_default_params
 from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.storage.store import loadable, loadable_time
@@ -22,9 +23,9 @@ from booking_cron.domain.texts.plan import (
 from booking_cron.domain.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.domain.texts.sending import QuietHours, SendBudget
 
-ORGS = """
-select o.id::text, o.name, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
-       coalesce(s.quiet_hours_end, 8), s.twilio_phone_number, s.twilio_messaging_service_sid,
+ORGS = f"""
+select o.id::text, o.name, {org_sql.TIMEZONE}, {org_sql.QUIET_HOURS_START},
+       {org_sql.QUIET_HOURS_END}, s.twilio_phone_number, s.twilio_messaging_service_sid,
        booking_cron.sender_assigned(s.org_id, s.twilio_phone_number, s.twilio_messaging_service_sid)
 from public.sms_settings s
 join public.orgs o on o.id = s.org_id
@@ -281,7 +282,7 @@ def _texting_orgs(cur) -> tuple[dict[str, OrgTexting], dict[str, list[Schedule]]
     """Orgs that text and their schedules, after rewriting hand-stored suppressions in E.164 so that
     they match the numbers texts go to."""
     normalise_suppressions(cur)
-    orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
+    orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS, org_default_params())}
     schedules: dict[str, list[Schedule]] = {}
     for row in cur.execute(SCHEDULES):
         schedules.setdefault(row[1], []).append(Schedule(*row))
@@ -352,14 +353,14 @@ class Outbox:
         clients = list({t.client_id for t in texts if t.client_id})
         with self._cursor() as cur:
             rows = cur.execute(
-                """select s.org_id::text, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
-                          coalesce(s.quiet_hours_end, 8), coalesce(s.max_sms_per_hour, 100),
-                          coalesce(s.max_sms_per_client_per_day, 5),
+                f"""select s.org_id::text, {org_sql.TIMEZONE}, {org_sql.QUIET_HOURS_START},
+                          {org_sql.QUIET_HOURS_END}, {org_sql.MAX_SMS_PER_HOUR},
+                          {org_sql.MAX_SMS_PER_CLIENT_PER_DAY},
                           (select count(*) from public.sms_messages m where m.org_id = s.org_id
                              and m.sent_at > %(now)s - interval '1 hour')::int
                    from public.sms_settings s left join public.booking_settings bs on bs.org_id = s.org_id
                    where s.org_id = any(%(orgs)s::uuid[]) and s.enabled""",
-                {"orgs": orgs, "now": now}).fetchall()
+                org_default_params(orgs=orgs, now=now)).fetchall()
             per_client = dict(cur.execute(
                 """select client_id::text, count(*)::int from public.sms_messages
                    where client_id = any(%(clients)s::uuid[]) and sent_at > %(now)s - interval '24 hours'
