@@ -14,6 +14,7 @@ import psycopg
 from booking_cron.storage import database, org_sql
 from booking_cron.domain.due import ALL, Shard
 from booking_cron.storage.org_sql import org_default_params
+from booking_cron.storage.phone_sql import phone_digits_sql
 from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.storage.store import loadable, loadable_time
@@ -69,7 +70,7 @@ booked as (
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
-                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- both sides E.164
+                 and x.phone = """ + phone_digits_sql("c.phone") + """),  -- both sides E.164
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type, coalesce(p.used, 0), coalesce(k.booked, 0), coalesce(p.remaining, 0)
 from candidates b
@@ -113,7 +114,7 @@ REPLAY_BOOKINGS = """
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
-                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- as the tick's BOOKINGS
+                 and x.phone = """ + phone_digits_sql("c.phone") + """),  -- as the tick's BOOKINGS
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type
 from public.bookings b
