@@ -116,8 +116,9 @@ def test_the_tick_role_runs_every_statement_of_a_tick(db, as_tick):
     assert cur.fetchone() == ("already_deducted",)
     cur.execute(outbox.ORGS, org_default_params())
     cur.execute(outbox.SCHEDULES)
-    cur.execute(outbox.BOOKINGS, {"t": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1})
-    replay = {"first": T, "last": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1, "clients": [client]}
+    window = outbox.window_params(T, T, timedelta(days=2))
+    cur.execute(outbox.BOOKINGS, {"t": T, "shard": 0, "shards": 1, **window})
+    replay = {"first": T, "last": T, "shard": 0, "shards": 1, "clients": [client], **window}
     for query in (outbox.REPLAY_BOOKINGS, outbox.REPLAY_PACKS, outbox.REPLAY_PACK_BOOKINGS):  # a backfill's reads
         cur.execute(query, replay)
     cur.execute(outbox.LOCK_BOOKING, {"id": str(uuid.uuid4())})

@@ -10,6 +10,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 
 from booking_cron.ops.audit import audit
@@ -338,3 +339,36 @@ def test_an_org_without_settings_gets_the_defaults_everywhere(db, database_url):
         "sms_settings.max_sms_per_hour": str(org_defaults.MAX_SMS_PER_HOUR),
         "sms_settings.max_sms_per_client_per_day": str(org_defaults.MAX_SMS_PER_CLIENT_PER_DAY),
     }
+
+
+def test_the_window_of_bookings_that_may_owe_a_text_is_one_rule_in_any_session_time_zone(db, database_url):
+    """plan.owing_window is the one rule: the tick's query reads exactly the bookings a backfill's
+    per-slot check counts, also when the database session's time zone changes its clocks within the
+    look-ahead (PostgreSQL adds an interval's days on that zone's calendar; the window is durations)."""
+    from booking_cron.domain.texts.plan import lookahead, owing_window
+    from booking_cron.domain.texts.replay import _candidate_at
+    from booking_cron.sms.outbox import Outbox
+
+    t = datetime(2030, 4, 6, 1, 0, tzinfo=timezone.utc)  # Sydney's clocks go back on 7 April 2030, 03:00
+    org_id = texting_org(db)  # longest offset 90 min (feedback): the window reaches 2 days 90 min past t
+    client = f.client(db, org_id)
+    box = Outbox(psycopg.conninfo.make_conninfo(database_url, options="-c TimeZone=Australia/Sydney"))
+    _, schedules, _, _ = box.planning_inputs(t)
+    ahead = lookahead(schedules)
+    assert ahead == timedelta(days=2, minutes=90)
+    window = owing_window(t, t, ahead)
+    edges = {
+        "starts at t": f.booking(db, org_id, client, start=t),
+        "starts at the window's end": f.booking(db, org_id, client, start=t + ahead),
+        "starts 30 min past it": f.booking(db, org_id, client, start=t + ahead + timedelta(minutes=30)),
+        "ended 48 h before t": f.booking(db, org_id, client, start=t - timedelta(hours=49), status="completed"),
+        "ended 47 h before t": f.booking(db, org_id, client, start=t - timedelta(hours=48), status="completed"),
+        "ends at t": f.booking(db, org_id, client, start=t - timedelta(hours=1), status="completed"),
+    }
+    _, _, bookings, _ = box.planning_inputs(t)
+    read = {b.booking_id for b in bookings}
+    assert {name for name, b in edges.items() if b in read} == {
+        "starts at the window's end", "ended 47 h before t", "ends at t"}
+    assert all(window.holds(b) and _candidate_at(b, t, ahead) for b in bookings)
+    replay = box.replay_inputs(t, t)
+    assert {b.booking_id for b in replay.candidates} == read

@@ -5,7 +5,7 @@ message; none is per booking in a loop."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
@@ -19,7 +19,7 @@ from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.storage.store import loadable, loadable_time
 from booking_cron.domain.texts.plan import (
-    LOOKAHEAD_SLACK, SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule,
+    SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule, lookahead, owing_window,
 )
 from booking_cron.domain.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.domain.texts.sending import QuietHours, SendBudget
@@ -40,13 +40,14 @@ from public.sms_schedules sc join public.sms_settings s on s.org_id = sc.org_id 
 where sc.enabled
 """
 
-# Bookings that may owe a text at T, each with its client's pack summary (active paid packs).
+# Bookings that may owe a text at T (plan.owing_window(T, T, ...)), each with its client's pack summary
+# (active paid packs).
 BOOKINGS = """
 with candidates as (
   select b.* from public.bookings b
   join public.sms_settings s on s.org_id = b.org_id and s.enabled
-  where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
-      or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
+  where ((b.status = 'confirmed' and b.start_time > %(starts_after)s and b.start_time <= %(starts_until)s)
+      or (b.status = 'completed' and b.end_time > %(ends_after)s and b.end_time <= %(ends_until)s))
     and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- others are not texted
     and """ + in_shard_sql("b.org_id") + """
 ),
@@ -109,7 +110,8 @@ cross join lateral (
 ) ident
 """
 
-# A backfill's day: every booking that may owe a text at one of its slots, and its client's packs.
+# A backfill's day: every booking that may owe a text at one of its slots (plan.owing_window(first,
+# last, ...)), and its client's packs.
 REPLAY_BOOKINGS = """
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
@@ -120,9 +122,9 @@ select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
 from public.bookings b
 join public.sms_settings s on s.org_id = b.org_id and s.enabled
 join public.clients c on c.id = b.client_id and c.org_id = b.org_id  -- as the tick's BOOKINGS
-where b.status in ('confirmed', 'completed')
-  and ((b.start_time > %(first)s and b.start_time <= %(last)s + %(ahead)s)
-    or (b.end_time > %(first)s - interval '48 hours' and b.end_time <= %(last)s))
+where b.status in ('confirmed', 'completed')  -- either window: a backfill may complete it within the day
+  and ((b.start_time > %(starts_after)s and b.start_time <= %(starts_until)s)
+    or (b.end_time > %(ends_after)s and b.end_time <= %(ends_until)s))
   and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- as the tick's BOOKINGS
   and """ + in_shard_sql("b.org_id") + """
 """
@@ -273,10 +275,9 @@ class ClaimedText:
     created_at: datetime | None = None  # real time it was queued: no send of it can be older
 
 
-def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
-    """How far past T planning looks for upcoming sessions: the longest offset plus slack."""
-    longest = max((s.mins_offset for group in schedules.values() for s in group if s.usable), default=0)
-    return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+def window_params(first: datetime, last: datetime, ahead: timedelta) -> dict:
+    """BOOKINGS' and REPLAY_BOOKINGS' window bounds, for ticks from `first` to `last` (plan.owing_window)."""
+    return asdict(owing_window(first, last, ahead))
 
 
 def _texting_orgs(cur) -> tuple[dict[str, OrgTexting], dict[str, list[Schedule]]]:
@@ -302,9 +303,9 @@ class Outbox:
         (suppressions stored by hand are first rewritten in E.164, so that they match)."""
         with self._cursor(dry_run) as cur:
             orgs, schedules = _texting_orgs(cur)
-            ahead = lookahead(schedules)
-            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead,
-                                                                                 "shard": shard.index, "shards": shard.count})]
+            params = {"t": tick_at, "shard": shard.index, "shards": shard.count,
+                      **window_params(tick_at, tick_at, lookahead(schedules))}
+            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, params)]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
         return orgs, schedules, bookings, keys
 
@@ -313,7 +314,8 @@ class Outbox:
         with self._cursor() as cur:
             orgs, schedules = _texting_orgs(cur)
             ahead = lookahead(schedules)
-            params = {"first": first, "last": last, "ahead": ahead, "shard": shard.index, "shards": shard.count}
+            params = {"first": first, "last": last, "shard": shard.index, "shards": shard.count,
+                      **window_params(first, last, ahead)}
             bookings = [BookingForTexts(*row) for row in cur.execute(REPLAY_BOOKINGS, params)] if orgs else []
             params["clients"] = list({b.client_id for b in bookings})
             packs = [Pack(*row) for row in cur.execute(REPLAY_PACKS, params)] if bookings else []
