@@ -21,8 +21,10 @@ from prefect.blocks.core import Block
 from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
 from pydantic import Field, SecretStr
 
-DATABASE_BLOCK = os.environ.get("BOOKING_CRON_DATABASE_BLOCK", "booking-cron-db")
-TWILIO_BLOCK = os.environ.get("BOOKING_CRON_TWILIO_BLOCK", "booking-cron-twilio")
+from booking_cron import config
+
+DATABASE_BLOCK = config.database_block_name()  # read once, at import: other modules import the names
+TWILIO_BLOCK = config.twilio_block_name()
 
 
 class TwilioCredentials(Block):
@@ -33,7 +35,7 @@ class TwilioCredentials(Block):
 
     account_sid: str = Field(description="Twilio account SID (AC...)")
     auth_token: SecretStr = Field(description="Twilio auth token")
-    api_url: str = Field(default="https://api.twilio.com", description="Base URL of the Twilio REST API")
+    api_url: str = Field(default=config.DEFAULT_TWILIO_API_URL, description="Base URL of the Twilio REST API")
 
 
 def connector_from_url(url: str) -> SqlAlchemyConnector:
@@ -53,14 +55,12 @@ def url_from_connector(connector: SqlAlchemyConnector) -> str:
 def register_blocks_from_environment() -> list[str]:
     """Save DATABASE_URL and TWILIO_* as blocks (overwriting); returns the names saved."""
     saved = []
-    if url := os.environ.get("DATABASE_URL"):
+    if url := config.database_url_from_env():
         connector_from_url(url).save(DATABASE_BLOCK, overwrite=True)
         saved.append(DATABASE_BLOCK)
-    sid, token = os.environ.get("TWILIO_ACCOUNT_SID"), os.environ.get("TWILIO_AUTH_TOKEN")
-    if sid and token:
-        TwilioCredentials(account_sid=sid, auth_token=SecretStr(token),
-                          api_url=os.environ.get("TWILIO_API_URL") or "https://api.twilio.com").save(
-            TWILIO_BLOCK, overwrite=True)
+    if twilio := config.twilio_settings_from_env():
+        TwilioCredentials(account_sid=twilio.account_sid, auth_token=SecretStr(twilio.auth_token),
+                          api_url=twilio.api_url).save(TWILIO_BLOCK, overwrite=True)
         saved.append(TWILIO_BLOCK)
     return saved
 
@@ -108,7 +108,7 @@ def load_blocks_into_environment(refresh: bool = False) -> list[str]:
     if not refresh and _last_load and time.monotonic() - _last_load[0] < _BLOCKS_TTL:
         return _last_load[1]
     used = []
-    explicit_database = _explicit("DATABASE_URL") or os.environ.get("BOOKING_CRON_EMBEDDED_DATABASE")
+    explicit_database = _explicit("DATABASE_URL") or config.embedded_database()
     if not explicit_database and (url := saved_database_url()) is not None:
         _set_from_block(DATABASE_URL=url)
         used.append(DATABASE_BLOCK)

@@ -1,4 +1,13 @@
-"""Everything booking-cron reads from the environment, with its local default, in one place."""
+"""Everything booking-cron reads from the environment, with its local default, in one place.
+
+Each setting is a function, read when called (a test or a block load that sets the environment
+later is seen). Not here: Prefect's own PREFECT_* settings, which booking_cron/ops/prefect_api.py
+resolves as Prefect does (environment, then the active profile) and hands to Prefect and its
+server through the environment. The saved blocks still reach these functions through the
+environment: blocks/connections.py `load_blocks_into_environment` writes DATABASE_URL and
+TWILIO_* where the environment does not set them (as do `booking-cron` commands that take the
+database from a block, and the demo).
+"""
 
 from __future__ import annotations
 
@@ -36,12 +45,51 @@ def data_dir() -> Path:
     return Path(os.environ.get("BOOKING_CRON_DATA_DIR", DEFAULT_DATA_DIR))
 
 
+def twilio_account_sid() -> str | None:
+    return os.environ.get("TWILIO_ACCOUNT_SID") or None
+
+
+def twilio_auth_token() -> str | None:
+    return os.environ.get("TWILIO_AUTH_TOKEN") or None
+
+
+def twilio_api_url() -> str:
+    return os.environ.get("TWILIO_API_URL") or DEFAULT_TWILIO_API_URL
+
+
 def twilio_settings_from_env() -> TwilioSettings | None:
-    sid = os.environ.get("TWILIO_ACCOUNT_SID")
-    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    sid, token = twilio_account_sid(), twilio_auth_token()
     if not sid or not token:
         return None
-    return TwilioSettings(sid, token, os.environ.get("TWILIO_API_URL") or DEFAULT_TWILIO_API_URL)
+    return TwilioSettings(sid, token, twilio_api_url())
+
+
+def database_block_name() -> str:
+    """The Prefect block holding the bookings database (BOOKING_CRON_DATABASE_BLOCK)."""
+    return os.environ.get("BOOKING_CRON_DATABASE_BLOCK", "booking-cron-db")
+
+
+def twilio_block_name() -> str:
+    """The Prefect block holding the Twilio credentials (BOOKING_CRON_TWILIO_BLOCK)."""
+    return os.environ.get("BOOKING_CRON_TWILIO_BLOCK", "booking-cron-twilio")
+
+
+ALERT_WEBHOOK_ENV = "BOOKING_CRON_ALERT_WEBHOOK_URL"
+
+
+def alert_webhook_url() -> str | None:
+    """Where `setup` points the alert automations when no --alert-block is named."""
+    return os.environ.get(ALERT_WEBHOOK_ENV) or None
+
+
+def crash_at() -> str | None:
+    """The fault suite's crash point (BOOKING_CRON_CRASH_AT=<name>[@N]; booking_cron/faults.py)."""
+    return os.environ.get("BOOKING_CRON_CRASH_AT") or None
+
+
+def count_statements() -> bool:
+    """Pools count the statements they run (BOOKING_CRON_COUNT_STATEMENTS=1: the bench)."""
+    return os.environ.get("BOOKING_CRON_COUNT_STATEMENTS") == "1"
 
 
 def batch_size() -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 
+from booking_cron import config
+
 CRASH_POINTS = (
     "after_fetch",                  # due bookings read, nothing written
     "mid_complete",                 # the complete statement ran, its transaction not committed
@@ -24,7 +26,7 @@ _reached: dict[str, int] = {}
 def crash_point(name: str) -> None:
     """`BOOKING_CRON_CRASH_AT=name` dies the first time `name` is reached; `name@N` the Nth time
     (a backfill reaches each point once per day)."""
-    target = os.environ.get("BOOKING_CRON_CRASH_AT")
+    target = config.crash_at()
     if not target or target.partition("@")[0] != name:
         return
     _reached[name] = _reached.get(name, 0) + 1

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from booking_cron.storage import store
 from booking_cron.sms import outbox
+from booking_cron.storage.org_sql import org_default_params
 from tests import factories as f
 from tests.faultkit import (  # noqa: F401 (fixtures)
     SANDBOX_TOKEN, T, assert_world, cli_env, cli_tick, fault_counts, phone, sandbox, sandbox_server, summary_of,
@@ -113,10 +114,11 @@ def test_the_tick_role_runs_every_statement_of_a_tick(db, as_tick):
     assert ("deduct:deducted", 1) in cur.fetchall()
     cur.execute("select outcome from use_sessions(%s::uuid[], %s::uuid[])", ([pack], [b]))
     assert cur.fetchone() == ("already_deducted",)
-    cur.execute(outbox.ORGS)
+    cur.execute(outbox.ORGS, org_default_params())
     cur.execute(outbox.SCHEDULES)
-    cur.execute(outbox.BOOKINGS, {"t": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1})
-    replay = {"first": T, "last": T, "ahead": timedelta(days=2), "shard": 0, "shards": 1, "clients": [client]}
+    window = outbox.window_params(T, T, timedelta(days=2))
+    cur.execute(outbox.BOOKINGS, {"t": T, "shard": 0, "shards": 1, **window})
+    replay = {"first": T, "last": T, "shard": 0, "shards": 1, "clients": [client], **window}
     for query in (outbox.REPLAY_BOOKINGS, outbox.REPLAY_PACKS, outbox.REPLAY_PACK_BOOKINGS):  # a backfill's reads
         cur.execute(query, replay)
     cur.execute(outbox.LOCK_BOOKING, {"id": str(uuid.uuid4())})

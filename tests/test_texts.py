@@ -10,6 +10,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 
 from booking_cron.ops.audit import audit
@@ -301,3 +302,73 @@ def test_run_json_counts_texts_by_kind_and_results_hold_every_fate(db, sandbox):
                           order by r.outcome, r.detail->>'to'""",
                        (payload["flow_run_id"],)).fetchall()
     assert fates == [("sent", None, "+6141*****095"), ("sent", None, "+6141*****096"), ("skipped", "missing_phone", "-")]
+
+
+def test_an_org_without_settings_gets_the_defaults_everywhere(db, database_url):
+    """booking_cron.domain.org_defaults is the one home of an org's defaults: planning's and the
+    sender's reads of an org that stored none give them, and so do the columns' own defaults
+    (migrations 0001-0002), which a change of a default must migrate too."""
+    from booking_cron.domain import org_defaults
+    from booking_cron.sms.outbox import Outbox, ClaimedText
+
+    org_id = f.org(db, sms=True, quiet_hours_start=None, quiet_hours_end=None)
+    db.execute("update sms_settings set max_sms_per_hour = null, max_sms_per_client_per_day = null where org_id = %s",
+               (org_id,))
+    db.execute("delete from booking_settings where org_id = %s", (org_id,))
+    box = Outbox(database_url)
+    orgs, _, _, _ = box.planning_inputs(T)
+    assert (orgs[org_id].timezone, orgs[org_id].quiet_start, orgs[org_id].quiet_end) == (
+        org_defaults.TIMEZONE, org_defaults.QUIET_HOURS_START, org_defaults.QUIET_HOURS_END)
+    text = ClaimedText(str(uuid.uuid4()), "k", "session_reminder", None, str(uuid.uuid4()), org_id, None,
+                       "+61412345678", None, None, "hi", T + timedelta(hours=1), 1, False, None)
+    quiet, budget = box.sending_context([text], T)
+    assert (quiet[org_id].timezone, quiet[org_id].start, quiet[org_id].end) == (
+        org_defaults.TIMEZONE, org_defaults.QUIET_HOURS_START, org_defaults.QUIET_HOURS_END)
+    assert (budget.max_per_hour[org_id], budget.max_per_client_per_day[org_id]) == (
+        org_defaults.MAX_SMS_PER_HOUR, org_defaults.MAX_SMS_PER_CLIENT_PER_DAY)
+
+    columns = dict(db.execute(
+        """select table_name || '.' || column_name, column_default from information_schema.columns
+           where table_schema = 'public' and (table_name, column_name) in
+             (('booking_settings', 'timezone'), ('sms_settings', 'quiet_hours_start'), ('sms_settings', 'quiet_hours_end'),
+              ('sms_settings', 'max_sms_per_hour'), ('sms_settings', 'max_sms_per_client_per_day'))""").fetchall())
+    assert columns == {
+        "booking_settings.timezone": f"'{org_defaults.TIMEZONE}'::text",
+        "sms_settings.quiet_hours_start": str(org_defaults.QUIET_HOURS_START),
+        "sms_settings.quiet_hours_end": str(org_defaults.QUIET_HOURS_END),
+        "sms_settings.max_sms_per_hour": str(org_defaults.MAX_SMS_PER_HOUR),
+        "sms_settings.max_sms_per_client_per_day": str(org_defaults.MAX_SMS_PER_CLIENT_PER_DAY),
+    }
+
+
+def test_the_window_of_bookings_that_may_owe_a_text_is_one_rule_in_any_session_time_zone(db, database_url):
+    """plan.owing_window is the one rule: the tick's query reads exactly the bookings a backfill's
+    per-slot check counts, also when the database session's time zone changes its clocks within the
+    look-ahead (PostgreSQL adds an interval's days on that zone's calendar; the window is durations)."""
+    from booking_cron.domain.texts.plan import lookahead, owing_window
+    from booking_cron.domain.texts.replay import _candidate_at
+    from booking_cron.sms.outbox import Outbox
+
+    t = datetime(2030, 4, 6, 1, 0, tzinfo=timezone.utc)  # Sydney's clocks go back on 7 April 2030, 03:00
+    org_id = texting_org(db)  # longest offset 90 min (feedback): the window reaches 2 days 90 min past t
+    client = f.client(db, org_id)
+    box = Outbox(psycopg.conninfo.make_conninfo(database_url, options="-c TimeZone=Australia/Sydney"))
+    _, schedules, _, _ = box.planning_inputs(t)
+    ahead = lookahead(schedules)
+    assert ahead == timedelta(days=2, minutes=90)
+    window = owing_window(t, t, ahead)
+    edges = {
+        "starts at t": f.booking(db, org_id, client, start=t),
+        "starts at the window's end": f.booking(db, org_id, client, start=t + ahead),
+        "starts 30 min past it": f.booking(db, org_id, client, start=t + ahead + timedelta(minutes=30)),
+        "ended 48 h before t": f.booking(db, org_id, client, start=t - timedelta(hours=49), status="completed"),
+        "ended 47 h before t": f.booking(db, org_id, client, start=t - timedelta(hours=48), status="completed"),
+        "ends at t": f.booking(db, org_id, client, start=t - timedelta(hours=1), status="completed"),
+    }
+    _, _, bookings, _ = box.planning_inputs(t)
+    read = {b.booking_id for b in bookings}
+    assert {name for name, b in edges.items() if b in read} == {
+        "starts at the window's end", "ended 47 h before t", "ends at t"}
+    assert all(window.holds(b) and _candidate_at(b, t, ahead) for b in bookings)
+    replay = box.replay_inputs(t, t)
+    assert {b.booking_id for b in replay.candidates} == read

@@ -152,6 +152,13 @@ def test_the_flow_takes_from_blocks_only_what_its_environment_does_not_set(prefe
         assert load_blocks_into_environment(refresh=True) == [TWILIO_BLOCK]
         assert (os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"]) == ("ACsaved", "saved-token")
         assert os.environ["DATABASE_URL"] == b
+
+        # a blank BOOKING_CRON_EMBEDDED_DATABASE names no database, for the flow as for every command
+        # (config.embedded_database; the flow's own copy of that read took it as explicit)
+        monkeypatch.delenv("DATABASE_URL")
+        monkeypatch.setenv("BOOKING_CRON_EMBEDDED_DATABASE", "  ")
+        assert load_blocks_into_environment(refresh=True) == [DATABASE_BLOCK, TWILIO_BLOCK]
+        assert os.environ["DATABASE_URL"] == a
     finally:
         async def delete():
             async with get_client() as client:

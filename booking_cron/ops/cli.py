@@ -501,19 +501,19 @@ def webhooks_command(
     """Serve Twilio's status callbacks and replies under BOOKING_CRON_PUBLIC_URL (Ctrl-C stops)."""
     from booking_cron.webhooks.app import WebhookSettings, serve
 
-    if not (os.environ.get("TWILIO_ACCOUNT_SID") and os.environ.get("TWILIO_AUTH_TOKEN")) and \
+    if not (config.twilio_account_sid() and config.twilio_auth_token()) and \
             prefect_api.api(start_local=False) is not None:
         from blocks import load_blocks_into_environment
 
         load_blocks_into_environment()  # the one rule: the environment's Twilio settings, else the saved block
-    public_url, token = config.public_url(), os.environ.get("TWILIO_AUTH_TOKEN")
+    public_url, token = config.public_url(), config.twilio_auth_token()
     if not public_url or not token:
         errors.print("booking-cron webhooks needs BOOKING_CRON_PUBLIC_URL (the URL Twilio calls, which its "
                      "signatures cover) and TWILIO_AUTH_TOKEN (to check them)")
         raise typer.Exit(2)
     wire()  # fail now, not at the first callback, when there is no database
     console.print(f"webhooks for {public_url}/twilio/status and /twilio/inbound on http://{host}:{port}")
-    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or None  # requests must name it
+    account_sid = config.twilio_account_sid()  # requests must name it
     serve(WebhookSettings(public_url, token, account_sid=account_sid), host, port)
 
 

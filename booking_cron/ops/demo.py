@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from booking_cron import config
 from booking_cron.storage import database, schema
 from booking_cron.ops.audit import audit
 from booking_cron.reporting.operator_text import terminal_text
@@ -106,14 +107,14 @@ def _ticks_and_audit(console: Console) -> int:
     console.rule("booking-cron demo")
     server = database.embedded_url()
     url = database.create_database(server, DEMO_DATABASE, replace=True)
-    hint = results_command(os.environ.get("DATABASE_URL"))
+    hint = results_command(config.database_url_from_env())
     os.environ["DATABASE_URL"] = url
     schema.upgrade(url)
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     zones = daytime_zones(now, TIMEZONES, 3)
     with database.connection(url) as conn:
         counts = seed(conn, orgs=3, clients=40, bookings=200, seed=7, at=now, timezones=zones)
-    console.print(f"embedded PostgreSQL under {database.config.data_dir()}/pg18, database {DEMO_DATABASE}")
+    console.print(f"embedded PostgreSQL under {config.data_dir()}/pg18, database {DEMO_DATABASE}")
     console.print(f"seeded {counts.orgs} orgs, {counts.clients} clients, {counts.packs} packs, "
                   f"{counts.bookings} bookings around {now.isoformat()}")
     console.print(f"the orgs are in {', '.join(zones)}: where it is daytime now, so that texts go out "

@@ -19,7 +19,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-QUIET_HOURS = (21, 8)  # every seeded org's quiet hours, local: no texts from 21:00 to 08:00
+from booking_cron.domain import org_defaults
+
+# every seeded org's quiet hours, local: the defaults (no texts from 21:00 to 08:00)
+QUIET_HOURS = (org_defaults.QUIET_HOURS_START, org_defaults.QUIET_HOURS_END)
 TIMEZONES = ["Australia/Brisbane", "Australia/Sydney", "Australia/Perth", "Pacific/Auckland",
              "Europe/London", "America/New_York"]
 BUSINESSES = ["Peak Form PT", "Harbour Strength", "Iron & Oak Coaching", "Coastal Pilates",

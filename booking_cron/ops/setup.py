@@ -28,6 +28,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from blocks import register_blocks_from_environment
+from booking_cron import config
 from booking_cron.ops.schedules import remove_replaced, schedule_slug, with_slugs
 from booking_cron.ops import shards
 
@@ -35,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 AUTOMATIONS_FILE = ROOT / "deployments" / "automations.yaml"
 ALERT_BLOCK = "booking-cron-alerts"
-ALERT_WEBHOOK_ENV = "BOOKING_CRON_ALERT_WEBHOOK_URL"
 # The custom-webhook payload: Slack-style `text` plus the parts, for any JSON endpoint.
 ALERT_PAYLOAD = {"text": "{{subject}}\n{{body}}", "subject": "{{subject}}", "body": "{{body}}"}
 
@@ -113,12 +113,12 @@ def alert_block_id(client: SyncPrefectClient, alert_block: str | None) -> tuple[
             raise SetupError(f"no block {alert_block!r}: create it in the UI (Blocks) or with "
                              f"`prefect block create {slug}`, then name it as TYPE-SLUG/NAME")
         return document.id, f"alerts go to block {alert_block}: exists"
-    if url := os.environ.get(ALERT_WEBHOOK_ENV):
+    if url := config.alert_webhook_url():
         # called from sync code: Prefect's async_dispatch returns the id (typed as the id or a coroutine)
         block_id = cast(UUID, CustomWebhookNotificationBlock(name=ALERT_BLOCK, url=url, json_data=ALERT_PAYLOAD).save(
             ALERT_BLOCK, overwrite=True))
-        return block_id, f"alerts go to block custom-webhook/{ALERT_BLOCK}: saved from {ALERT_WEBHOOK_ENV}"
-    return None, (f"alerts: no destination (set {ALERT_WEBHOOK_ENV} or --alert-block); the automations "
+        return block_id, f"alerts go to block custom-webhook/{ALERT_BLOCK}: saved from {config.ALERT_WEBHOOK_ENV}"
+    return None, (f"alerts: no destination (set {config.ALERT_WEBHOOK_ENV} or --alert-block); the automations "
                   "still fire and show in the UI (Automations, Events)")
 
 

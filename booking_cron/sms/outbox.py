@@ -5,26 +5,28 @@ message; none is per booking in a loop."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
 import psycopg
 
-from booking_cron.storage import database
+from booking_cron.storage import database, org_sql
 from booking_cron.domain.due import ALL, Shard
+from booking_cron.storage.org_sql import org_default_params
+from booking_cron.storage.phone_sql import phone_digits_sql
 from booking_cron.storage.shard_sql import in_shard_sql
 from booking_cron.sms.suppression import SUPPRESS, normalise_suppressions
 from booking_cron.storage.store import loadable, loadable_time
 from booking_cron.domain.texts.plan import (
-    LOOKAHEAD_SLACK, SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule,
+    SENDER_NOT_ASSIGNED, BookingForTexts, OrgTexting, PlannedText, Schedule, lookahead, owing_window,
 )
 from booking_cron.domain.texts.replay import Pack, PackBooking, ReplayInputs
 from booking_cron.domain.texts.sending import QuietHours, SendBudget
 
-ORGS = """
-select o.id::text, o.name, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
-       coalesce(s.quiet_hours_end, 8), s.twilio_phone_number, s.twilio_messaging_service_sid,
+ORGS = f"""
+select o.id::text, o.name, {org_sql.TIMEZONE}, {org_sql.QUIET_HOURS_START},
+       {org_sql.QUIET_HOURS_END}, s.twilio_phone_number, s.twilio_messaging_service_sid,
        booking_cron.sender_assigned(s.org_id, s.twilio_phone_number, s.twilio_messaging_service_sid)
 from public.sms_settings s
 join public.orgs o on o.id = s.org_id
@@ -38,13 +40,14 @@ from public.sms_schedules sc join public.sms_settings s on s.org_id = sc.org_id 
 where sc.enabled
 """
 
-# Bookings that may owe a text at T, each with its client's pack summary (active paid packs).
+# Bookings that may owe a text at T (plan.owing_window(T, T, ...)), each with its client's pack summary
+# (active paid packs).
 BOOKINGS = """
 with candidates as (
   select b.* from public.bookings b
   join public.sms_settings s on s.org_id = b.org_id and s.enabled
-  where ((b.status = 'confirmed' and b.start_time > %(t)s and b.start_time <= %(t)s + %(ahead)s)
-      or (b.status = 'completed' and b.end_time > %(t)s - interval '48 hours' and b.end_time <= %(t)s))
+  where ((b.status = 'confirmed' and b.start_time > %(starts_after)s and b.start_time <= %(starts_until)s)
+      or (b.status = 'completed' and b.end_time > %(ends_after)s and b.end_time <= %(ends_until)s))
     and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- others are not texted
     and """ + in_shard_sql("b.org_id") + """
 ),
@@ -68,7 +71,7 @@ booked as (
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
-                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- both sides E.164
+                 and x.phone = """ + phone_digits_sql("c.phone") + """),  -- both sides E.164
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type, coalesce(p.used, 0), coalesce(k.booked, 0), coalesce(p.remaining, 0)
 from candidates b
@@ -107,20 +110,21 @@ cross join lateral (
 ) ident
 """
 
-# A backfill's day: every booking that may owe a text at one of its slots, and its client's packs.
+# A backfill's day: every booking that may owe a text at one of its slots (plan.owing_window(first,
+# last, ...)), and its client's packs.
 REPLAY_BOOKINGS = """
 select b.id::text, b.org_id::text, b.client_id::text, c.full_name, c.phone,
        coalesce(c.sms_reminder_enabled, true), coalesce(c.sms_followup_enabled, true),
        exists (select 1 from public.sms_suppression x where x.org_id = b.org_id
-                 and x.phone = regexp_replace(c.phone, '[^0-9+]', '', 'g')),  -- as the tick's BOOKINGS
+                 and x.phone = """ + phone_digits_sql("c.phone") + """),  -- as the tick's BOOKINGS
        b.start_time, b.end_time, b.status, coalesce(b.client_confirmed, false), """ + loadable_time("b.confirmation_sent_at") + """,
        b.location_type
 from public.bookings b
 join public.sms_settings s on s.org_id = b.org_id and s.enabled
 join public.clients c on c.id = b.client_id and c.org_id = b.org_id  -- as the tick's BOOKINGS
-where b.status in ('confirmed', 'completed')
-  and ((b.start_time > %(first)s and b.start_time <= %(last)s + %(ahead)s)
-    or (b.end_time > %(first)s - interval '48 hours' and b.end_time <= %(last)s))
+where b.status in ('confirmed', 'completed')  -- either window: a backfill may complete it within the day
+  and ((b.start_time > %(starts_after)s and b.start_time <= %(starts_until)s)
+    or (b.end_time > %(ends_after)s and b.end_time <= %(ends_until)s))
   and """ + loadable("b.start_time") + " and " + loadable("b.end_time") + """  -- as the tick's BOOKINGS
   and """ + in_shard_sql("b.org_id") + """
 """
@@ -271,17 +275,16 @@ class ClaimedText:
     created_at: datetime | None = None  # real time it was queued: no send of it can be older
 
 
-def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
-    """How far past T planning looks for upcoming sessions: the longest offset plus slack."""
-    longest = max((s.mins_offset for group in schedules.values() for s in group if s.usable), default=0)
-    return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+def window_params(first: datetime, last: datetime, ahead: timedelta) -> dict:
+    """BOOKINGS' and REPLAY_BOOKINGS' window bounds, for ticks from `first` to `last` (plan.owing_window)."""
+    return asdict(owing_window(first, last, ahead))
 
 
 def _texting_orgs(cur) -> tuple[dict[str, OrgTexting], dict[str, list[Schedule]]]:
     """Orgs that text and their schedules, after rewriting hand-stored suppressions in E.164 so that
     they match the numbers texts go to."""
     normalise_suppressions(cur)
-    orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS)}
+    orgs = {row[0]: OrgTexting(*row) for row in cur.execute(ORGS, org_default_params())}
     schedules: dict[str, list[Schedule]] = {}
     for row in cur.execute(SCHEDULES):
         schedules.setdefault(row[1], []).append(Schedule(*row))
@@ -300,9 +303,9 @@ class Outbox:
         (suppressions stored by hand are first rewritten in E.164, so that they match)."""
         with self._cursor(dry_run) as cur:
             orgs, schedules = _texting_orgs(cur)
-            ahead = lookahead(schedules)
-            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, {"t": tick_at, "ahead": ahead,
-                                                                                 "shard": shard.index, "shards": shard.count})]
+            params = {"t": tick_at, "shard": shard.index, "shards": shard.count,
+                      **window_params(tick_at, tick_at, lookahead(schedules))}
+            bookings = [BookingForTexts(*row) for row in cur.execute(BOOKINGS, params)]
             keys = {k for (k,) in cur.execute(EXISTING_KEYS, {"ids": [b.booking_id for b in bookings]})}
         return orgs, schedules, bookings, keys
 
@@ -311,7 +314,8 @@ class Outbox:
         with self._cursor() as cur:
             orgs, schedules = _texting_orgs(cur)
             ahead = lookahead(schedules)
-            params = {"first": first, "last": last, "ahead": ahead, "shard": shard.index, "shards": shard.count}
+            params = {"first": first, "last": last, "shard": shard.index, "shards": shard.count,
+                      **window_params(first, last, ahead)}
             bookings = [BookingForTexts(*row) for row in cur.execute(REPLAY_BOOKINGS, params)] if orgs else []
             params["clients"] = list({b.client_id for b in bookings})
             packs = [Pack(*row) for row in cur.execute(REPLAY_PACKS, params)] if bookings else []
@@ -352,14 +356,14 @@ class Outbox:
         clients = list({t.client_id for t in texts if t.client_id})
         with self._cursor() as cur:
             rows = cur.execute(
-                """select s.org_id::text, coalesce(bs.timezone, 'Australia/Brisbane'), coalesce(s.quiet_hours_start, 21),
-                          coalesce(s.quiet_hours_end, 8), coalesce(s.max_sms_per_hour, 100),
-                          coalesce(s.max_sms_per_client_per_day, 5),
+                f"""select s.org_id::text, {org_sql.TIMEZONE}, {org_sql.QUIET_HOURS_START},
+                          {org_sql.QUIET_HOURS_END}, {org_sql.MAX_SMS_PER_HOUR},
+                          {org_sql.MAX_SMS_PER_CLIENT_PER_DAY},
                           (select count(*) from public.sms_messages m where m.org_id = s.org_id
                              and m.sent_at > %(now)s - interval '1 hour')::int
                    from public.sms_settings s left join public.booking_settings bs on bs.org_id = s.org_id
                    where s.org_id = any(%(orgs)s::uuid[]) and s.enabled""",
-                {"orgs": orgs, "now": now}).fetchall()
+                org_default_params(orgs=orgs, now=now)).fetchall()
             per_client = dict(cur.execute(
                 """select client_id::text, count(*)::int from public.sms_messages
                    where client_id = any(%(clients)s::uuid[]) and sent_at > %(now)s - interval '24 hours'

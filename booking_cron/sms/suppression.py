@@ -9,11 +9,13 @@ no phone-number library, so this runs in Python; a row that is no phone number s
 from __future__ import annotations
 
 from booking_cron.domain.texts.phones import e164_or_none
+from booking_cron.storage import org_sql
+from booking_cron.storage.org_sql import org_default_params
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 
 NOT_E164 = rf"""
-select x.id::text, x.org_id::text, x.phone, coalesce(bs.timezone, 'Australia/Brisbane')
+select x.id::text, x.org_id::text, x.phone, {org_sql.TIMEZONE}
 from public.sms_suppression x
 left join public.booking_settings bs on bs.org_id = x.org_id
 where x.phone !~ '{E164_PATTERN}'
@@ -37,7 +39,7 @@ on conflict (org_id, phone) do nothing
 def normalise_suppressions(cur) -> int:
     """Rewrite stored suppressions in E.164; returns how many rows changed. `cur` is a cursor in
     the caller's transaction (psycopg 3)."""
-    rows = cur.execute(NOT_E164).fetchall()
+    rows = cur.execute(NOT_E164, org_default_params()).fetchall()
     changed = 0
     for row_id, org_id, phone, tz in rows:
         e164 = e164_or_none(phone, tz)

@@ -150,7 +150,7 @@ def pool(url: str | None = None) -> ConnectionPool:
             probe(url)
             _pools[url] = ConnectionPool(
                 url, min_size=1, max_size=16, open=True, name="booking-cron", timeout=config.db_timeout(),
-                connection_class=CountingConnection if os.environ.get("BOOKING_CRON_COUNT_STATEMENTS") == "1"
+                connection_class=CountingConnection if config.count_statements()
                 else psycopg.Connection,
                 kwargs={"connect_timeout": max(1, int(config.db_timeout()))},
             )

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from booking_cron.storage import database
+from booking_cron.storage.phone_sql import phone_digits_sql
 from booking_cron.sms.suppression import SUPPRESS
 from booking_cron.sms.twilio_codes import suppression_reason
 from booking_cron.webhooks import rules
@@ -47,7 +48,7 @@ where id = %(id)s
 # claim routes nothing. A reply to a sender assigned to no org is recorded and acts on nothing.
 ORGS_OF_SENDER = """
 select distinct s.org_id from booking_cron.senders s
-where (s.kind = 'phone' and s.sender = regexp_replace(%(to)s, '[^0-9+]', '', 'g'))
+where (s.kind = 'phone' and s.sender = """ + phone_digits_sql("%(to)s") + """)
    or (s.kind = 'messaging_service' and %(service)s <> '' and s.sender = %(service)s)
 """
 
@@ -72,7 +73,7 @@ where b.id = (
   select b2.id from public.bookings b2 join public.clients c on c.id = b2.client_id
   where b2.org_id = any(%(orgs)s) and b2.status = 'confirmed' and not coalesce(b2.client_confirmed, false)
     and b2.confirmation_sent_at is not null and b2.start_time > now()
-    and regexp_replace(c.phone, '[^0-9+]', '', 'g') in (%(from)s, %(national)s)
+    and """ + phone_digits_sql("c.phone") + """ in (%(from)s, %(national)s)
   order by b2.start_time, b2.id
   limit 1
   for update of b2

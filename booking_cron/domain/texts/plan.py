@@ -92,6 +92,39 @@ class BookingForTexts:
     pack_remaining: int = 0
 
 
+def lookahead(schedules: dict[str, list[Schedule]]) -> timedelta:
+    """How far past T planning looks for upcoming sessions: the longest usable offset plus slack."""
+    longest = max((s.mins_offset for group in schedules.values() for s in group if s.usable), default=0)
+    return timedelta(minutes=max(longest, 0)) + LOOKAHEAD_SLACK
+
+
+@dataclass(frozen=True, slots=True)
+class OwingWindow:
+    """The bookings that may still owe a text at some T from `first` to `last`: confirmed ones
+    starting in (first, last + lookahead] (reminders, unconfirmed reminders), completed ones ending
+    in (first - FEEDBACK_STALE_AFTER, last] (feedback, stale that long after the end). The tick's
+    query (first = last = T), a backfill day's query and its per-slot check all use this one rule."""
+    starts_after: datetime
+    starts_until: datetime
+    ends_after: datetime
+    ends_until: datetime
+
+    def holds(self, booking: BookingForTexts) -> bool:
+        if booking.status == "confirmed":
+            return self.starts_after < booking.start_time <= self.starts_until
+        return booking.status == "completed" and self.ends_after < booking.end_time <= self.ends_until
+
+
+def owing_window(first: datetime, last: datetime, ahead: timedelta) -> OwingWindow:
+    """The window for ticks from `first` to `last`, `ahead` being `lookahead(schedules)`."""
+    return OwingWindow(first, last + ahead, first - FEEDBACK_STALE_AFTER, last)
+
+
+def enters_window(booking: BookingForTexts, ahead: timedelta) -> tuple[datetime, datetime]:
+    """When `booking` first falls in a tick's window: as a confirmed booking, then as a completed one."""
+    return booking.start_time - ahead, booking.end_time
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedText:
     key: str

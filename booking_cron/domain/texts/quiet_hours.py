@@ -1,8 +1,8 @@
 """Quiet hours: when an org's clients must not be texted, and when to send instead.
 
 Quiet hours are the org-local hours [start_hour, end_hour), possibly wrapping
-midnight (default 21 -> 8); start == end means none. A local hour counts by the
-wall clock, so windows stretch or shrink on DST days. Pure: ``now`` is passed in.
+midnight (an org's default: booking_cron.domain.org_defaults); start == end means none. A
+local hour counts by the wall clock, so windows stretch or shrink on DST days. Pure: ``now`` is passed in.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = timezone.utc
-DEFAULT_START_HOUR = 21
-DEFAULT_END_HOUR = 8
 # Sent before the session, so being late is useless: move these earlier.
 EARLIER_KINDS = frozenset({"session_reminder", "unconfirmed_reminder"})
 # Not time-critical: wait until quiet hours are over.

@@ -16,11 +16,12 @@ from typing import Sequence
 
 from booking_cron.domain.slots import slot_for
 from booking_cron.domain.texts.plan import (
-    FEEDBACK_STALE_AFTER,
     BookingForTexts,
     OrgTexting,
     PlannedText,
     Schedule,
+    enters_window,
+    owing_window,
     plan_texts,
     send_time,
     texts_owed,
@@ -121,7 +122,7 @@ def _event_slots(booking: BookingForTexts, day: Sequence[datetime], inputs: Repl
     schedules = inputs.schedules.get(booking.org_id, [])
     # the tick first reads a booking when it enters its planning window: texts that can never go
     # (a negative offset, quiet hours until stale) are recorded `skipped` at that slot
-    times = [booking.end_time, booking.start_time - inputs.lookahead]
+    times = list(enters_window(booking, inputs.lookahead))
     completed = history.completed_at.get(booking.booking_id)
     if completed is not None:
         times.append(completed)
@@ -148,6 +149,4 @@ def _state_at(booking: BookingForTexts, slot: datetime, history: History, packs:
 
 def _candidate_at(booking: BookingForTexts, slot: datetime, lookahead: timedelta) -> bool:
     """The tick's planning query's window, at `slot`."""
-    if booking.status == "confirmed":
-        return slot < booking.start_time <= slot + lookahead
-    return booking.status == "completed" and slot - FEEDBACK_STALE_AFTER < booking.end_time <= slot
+    return owing_window(slot, slot, lookahead).holds(booking)

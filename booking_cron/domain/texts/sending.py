@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from booking_cron.domain import org_defaults
 from booking_cron.domain.texts.quiet_hours import next_allowed_send
 
 
@@ -48,9 +49,9 @@ class SendBudget:
 
     def take(self, org_id: str, client_id: str) -> str | None:
         """Reserve one send; returns the limit that stops it instead, if any."""
-        if self.sent_last_hour.get(org_id, 0) >= self.max_per_hour.get(org_id, 100):
+        if self.sent_last_hour.get(org_id, 0) >= self.max_per_hour.get(org_id, org_defaults.MAX_SMS_PER_HOUR):
             return "max_sms_per_hour"
-        if self.sent_last_day.get(client_id, 0) >= self.max_per_client_per_day.get(org_id, 5):
+        if self.sent_last_day.get(client_id, 0) >= self.max_per_client_per_day.get(org_id, org_defaults.MAX_SMS_PER_CLIENT_PER_DAY):
             return "max_sms_per_client_per_day"
         self.sent_last_hour[org_id] = self.sent_last_hour.get(org_id, 0) + 1
         self.sent_last_day[client_id] = self.sent_last_day.get(client_id, 0) + 1
