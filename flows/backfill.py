@@ -206,6 +206,21 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
     with_work = find_days_with_work(todo[0], todo[-1], scope) if todo else set()
     empty: list[list[datetime]] = []
 
+    def record_day(advance, day: list[datetime], summaries: dict[datetime, dict] | None,
+                   worked: set[datetime] | frozenset[datetime] = frozenset(), stale: int = 0, publish: bool = True) -> None:
+        """A day that finished (its slots' `summaries`) or failed (None): in the totals, the day rows and
+        the progress bar, and with `publish` in the progress artifact (up to that day)."""
+        if summaries is None:
+            totals.failed_slots += [slot.isoformat() for slot in day]
+            rows.append(day_row(day, None))
+        else:
+            totals.add_day(summaries, set(worked), stale)
+            rows.append(day_row(day, summaries, set(worked), stale))
+        advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
+        if publish:
+            update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
+                                     description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+
     def record_empty(advance) -> None:
         if not empty:
             return
@@ -213,17 +228,9 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
         label = f"{len(empty)} day(s) without work from {empty[0][0]:%Y-%m-%d}"
         state = tick_empty_days(parent, label, quote(slots_), dry_run, scope, return_state=True)
         recorded = state.result().by_slot if state.is_completed() else {}
-        for day in empty:
-            if state.is_completed():
-                summaries = {slot: recorded[slot] for slot in day}
-                totals.add_day(summaries, set(), 0)
-                rows.append(day_row(day, summaries, set(), 0))
-            else:
-                totals.failed_slots += [slot.isoformat() for slot in day]
-                rows.append(day_row(day, None))
-            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
-        update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
-                                 description=f"{totals.ticked} of {len(todo)} slots ticked, up to {empty[-1][-1].isoformat()}")
+        for day in empty:  # the progress artifact once, at the last of them
+            record_day(advance, day, {slot: recorded[slot] for slot in day} if state.is_completed() else None,
+                       publish=day is empty[-1])
         empty.clear()
 
     with progress_bar(len(todo), len(slots)) as advance:
@@ -235,16 +242,12 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
             label = f"{day[0]:%Y-%m-%d} ({len(day)} slots)"
             state = tick_day(parent, label, day, quote(todo), dry_run, scope, quote(history), return_state=True)
             if state.is_completed():
-                summaries, history = state.result().summaries, state.result().history
-                totals.add_day(summaries, state.result().worked, state.result().stale)
-                rows.append(day_row(day, summaries, state.result().worked, state.result().stale))
+                ticked = state.result()
+                history = ticked.history
+                record_day(advance, day, ticked.summaries, ticked.worked, ticked.stale)
                 logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))
             else:
-                totals.failed_slots += [slot.isoformat() for slot in day]
-                rows.append(day_row(day, None))
-            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
-            update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
-                                     description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+                record_day(advance, day, None)
         record_empty(advance)
     if rows:
         create_table_artifact(rows, key="backfill-days", description="What each day's ticks did")
