@@ -38,7 +38,7 @@ from booking_cron.domain.slots import assign_slots, by_day, parse_every, slot_ru
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.sender import utc_now
 from booking_cron.sms.step import configured_sms_gateway, queued_results, send_claimed_texts, sms_gateway
-from booking_cron.storage.store import BookingStore
+from booking_cron.storage.store import BookingStore, RunRecords
 from booking_cron.domain.texts.replay import History, replay_texts
 from flows.tick import KEEP_RESULT, RETRIES
 
@@ -52,7 +52,7 @@ def backfill_run_name() -> str:
 
 @task(task_run_name="find finished slots", **RETRIES)
 def find_finished_slots(slots: list[datetime], shard: Shard) -> set[datetime]:
-    return BookingStore().finished_ticks(slots, shard)
+    return RunRecords().finished_ticks(slots, shard)
 
 
 @task(task_run_name="find days with work", **RETRIES)
@@ -77,7 +77,7 @@ def tick_empty_days(parent: str, label: str, slots: list[datetime], dry_run: boo
     runs = [slot_run_id(parent, slot) for slot in slots]
     summaries = {slot: empty_summary(empty, run, slot) for slot, run in zip(slots, runs)}
     if not dry_run:
-        BookingStore().record_empty_runs(runs, slots, "backfill", shard, empty)
+        RunRecords().record_empty_runs(runs, slots, "backfill", shard, empty)
     return Summaries(summaries)
 
 
@@ -96,17 +96,17 @@ class Day:
 @task(task_run_name="tick {label}", **RETRIES)
 def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime], dry_run: bool, shard: Shard,
              history: History) -> Day:
-    store, history = BookingStore(), history.copy()
+    store, records, history = BookingStore(), RunRecords(), history.copy()
     runs = {slot: slot_run_id(parent, slot) for slot in day}
     if not dry_run:
-        store.start_runs(list(runs.values()), day, "backfill", shard)
+        records.start_runs(list(runs.values()), day, "backfill", shard)
     due = store.fetch_due(day[-1], shard)
     plan, slot_of, rejected_at = assign_slots(due, day, todo, dry_run)
     by_id = {b.id: b for b in due}
     rejected = [r for r in plan.rejected if r.booking_id in rejected_at]
     at = [rejected_at[r.booking_id] for r in rejected]
     results: list[tuple[datetime, StepResult]] = list(
-        zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
+        zip(at, records.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
 
     # what this day's ticks see: the bookings that have a slot in it
     today = Triage([b for b in plan.to_complete if b.id in slot_of],
@@ -128,7 +128,7 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     results += queued
     worked = {slot for slot, _ in results}  # the same in a dry run and a real one
     results += sent
-    return Day(summarize_slots(store, runs, results, dry_run), history, worked, stale)
+    return Day(summarize_slots(records, runs, results, dry_run), history, worked, stale)
 
 
 def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run: bool, shard: Shard,
@@ -137,7 +137,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     clock at the day's end (a text stale now expires instead). Returns the queued results, the send
     results (recorded under the day's last slot) and how many texts expired as stale at the send; a dry
     run sends nothing, and counts the queued texts that would have been stale by now."""
-    store, outbox = BookingStore(), Outbox()
+    records, outbox = RunRecords(), Outbox()
     provider_ready = sms_gateway() is not None
     planned = replay_texts(day, outbox.replay_inputs(day[0], day[-1], shard), history, config.feedback_link())
     texts = [text for _, text in planned]
@@ -145,7 +145,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     history.keys.update(text.key for text in texts)
     queued = queued_results(texts, written, provider_ready)
     text_slots = [slot for slot, text in planned if text.key in written]
-    store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
+    records.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
     results, sends = list(zip(text_slots, queued)), []
     if provider_ready and not dry_run:
         while sent := send_claimed_texts(runs[day[-1]], day[-1], configured_sms_gateway(), shard):
@@ -158,7 +158,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     return results, sends, sum(1 for _, r in sends if r.outcome == "expired" and r.reason == "stale")
 
 
-def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
+def summarize_slots(records: RunRecords, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
                     dry_run: bool) -> dict[datetime, dict]:
     """Each slot's summary, as its tick would have made it; kept on its tick_runs row (not in a dry run)."""
     if dry_run:
@@ -166,12 +166,12 @@ def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: lis
         for slot, result in results:
             by_slot[slot].append(result)
         return {slot: summarize(runs[slot], slot.isoformat(), by_slot[slot], dry_run=True).as_dict() for slot in runs}
-    counts = store.runs_counts(list(runs.values()))
+    counts = records.runs_counts(list(runs.values()))
     empty = summarize_counts("", "", [], 0).as_dict()  # most slots did nothing: one summary, copied
     summaries = {slot: (summarize_counts(run, slot.isoformat(), *counts[run]).as_dict() if run in counts
                         else empty_summary(empty, run, slot))
                  for slot, run in runs.items()}
-    store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
+    records.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
     return summaries
 
 

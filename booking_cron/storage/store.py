@@ -1,4 +1,5 @@
-"""The bookings store: every read and write the tick makes to PostgreSQL, one method each.
+"""The bookings store: every read and write the tick makes to PostgreSQL, one method each: on the
+bookings and packs (BookingStore), and on the record of what each run did (RunRecords).
 
 Each write is one set-based statement, in its own transaction: the tick's over a key range of the
 work, a backfill's over the id arrays its flow assigned to slots, completing and deducting by the
@@ -297,7 +298,7 @@ where spans.lo <= spans.hi
 """
 
 
-class BookingStore:
+class _Store:
     """PostgreSQL through psycopg 3; `url=None` means DATABASE_URL or the embedded server."""
 
     def __init__(self, url: str | None = None):
@@ -305,6 +306,10 @@ class BookingStore:
 
     def _transaction(self, dry_run: bool = False):
         return database.transaction(self.url, dry_run)
+
+
+class BookingStore(_Store):
+    """The bookings and packs: what is due, completing it and deducting for it, giving sessions back."""
 
     def fetch_due(self, tick_at: datetime, shard: Shard = ALL) -> list[DueBooking]:
         with self._transaction() as cur:
@@ -402,6 +407,17 @@ class BookingStore:
             cur.execute(REINSTATE_CANCELLED, {"run": run_id, "shard": shard.index, "shards": shard.count})
             return [StepResult(booking_id, REINSTATE, "reinstated") for (booking_id,) in cur]
 
+    def days_with_work(self, first: datetime, last: datetime, shard: Shard = ALL) -> set:
+        """The UTC dates from `first` to `last` whose slots could have work (DAYS_WITH_WORK)."""
+        with self._transaction() as cur:
+            cur.execute(DAYS_WITH_WORK, {"first": first, "last": last, **_shard(shard)})
+            return {day for (day,) in cur}
+
+
+class RunRecords(_Store):
+    """What ticks did, kept beside the rows they changed: each run's record (tick_runs, with its
+    shard, state and summary) and its per-booking results (tick_results)."""
+
     def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False,
                        runs: Sequence[str] | None = None) -> None:
         if not results:
@@ -458,12 +474,6 @@ class BookingStore:
                 {"runs": list(run_ids), "times": list(tick_times), "trigger": trigger,
                  "shard": shard.index, "shards": shard.count},
             )
-
-    def days_with_work(self, first: datetime, last: datetime, shard: Shard = ALL) -> set:
-        """The UTC dates from `first` to `last` whose slots could have work (DAYS_WITH_WORK)."""
-        with self._transaction() as cur:
-            cur.execute(DAYS_WITH_WORK, {"first": first, "last": last, **_shard(shard)})
-            return {day for (day,) in cur}
 
     def record_empty_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str,
                           shard: Shard, empty: dict) -> None:
