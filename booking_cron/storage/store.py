@@ -122,8 +122,9 @@ outcomes as (
   union all
   select d.id, d.run, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
   union all
-  select x.id, x.run, 'complete', 'skipped', 'no_longer_confirmed'
-  from due x where x.rejection is null and not exists (select 1 from done d where d.id = x.id)
+  select s.id, s.run, 'complete', 'skipped', 'no_longer_confirmed'
+  from (select x.id, x.run from due x where x.rejection is null
+        except select d.id, d.run from done d) s  -- a set difference: not a nested loop over the CTEs
 ),
 recorded as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
