@@ -5,9 +5,9 @@ Writes one JSON object to --out: wall time of the `tick()` call, CPU time, state
 PostgreSQL, RSS before and peak, the time spent in each store step, and the tick's summary.
 
 Step timings come from wrapping the store methods the flow's tasks call (BookingStore.*,
-queue_due_texts, results_frame) in this process; "complete+deduct" is the span from the start
-of the first complete batch (BookingStore.complete_range) to the end of the last deduct batch
-(BookingStore.deduct_range), so it includes the deduct ranges' planning and the Prefect task
+RunRecords.*, queue_due_texts, results_frame) in this process; "complete+deduct" is the span from
+the start of the first complete batch (BookingStore.complete_range) to the end of the last deduct
+batch (BookingStore.deduct_range), so it includes the deduct ranges' planning and the Prefect task
 hand-offs between them; "fetch" is the planning of the complete ranges.
 """
 
@@ -47,7 +47,7 @@ def _timed(name: str, fn):
 
 def instrument() -> None:
     import flows.tick as tick_module
-    from booking_cron.storage.store import BookingStore
+    from booking_cron.storage.store import BookingStore, RunRecords
 
     # method -> the step it is timed as (the key-range tick plans instead of fetching, and completes
     # and deducts by range; the backfill still fetches and works by id lists)
@@ -55,9 +55,10 @@ def instrument() -> None:
              "complete": "complete", "complete_range": "complete", "deduct": "deduct", "deduct_range": "deduct",
              "dry_run_steps": "complete", "record_results": "record_results", "start_run": "start_run",
              "finish_run": "finish_run", "run_counts": "run_counts"}
-    for method, name in steps.items():
-        if hasattr(BookingStore, method):  # the flow may stop using some; what is absent costs nothing
-            setattr(BookingStore, method, _timed(name, getattr(BookingStore, method)))
+    for store in (BookingStore, RunRecords):
+        for method, name in steps.items():
+            if method in vars(store):  # the flow may stop using some; what is absent costs nothing
+                setattr(store, method, _timed(name, getattr(store, method)))
     for attribute, name in (("queue_due_texts", "queue_texts"), ("send_claimed_texts", "send_texts"),
                             ("results_frame", "results_frame")):
         if hasattr(tick_module, attribute):

@@ -38,7 +38,7 @@ from booking_cron.domain.slots import assign_slots, by_day, parse_every, slot_ru
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.sender import utc_now
 from booking_cron.sms.step import configured_sms_gateway, queued_results, send_claimed_texts, sms_gateway
-from booking_cron.storage.store import BookingStore
+from booking_cron.storage.store import BookingStore, RunRecords
 from booking_cron.domain.texts.replay import History, replay_texts
 from flows.tick import KEEP_RESULT, RETRIES
 
@@ -52,7 +52,7 @@ def backfill_run_name() -> str:
 
 @task(task_run_name="find finished slots", **RETRIES)
 def find_finished_slots(slots: list[datetime], shard: Shard) -> set[datetime]:
-    return BookingStore().finished_ticks(slots, shard)
+    return RunRecords().finished_ticks(slots, shard)
 
 
 @task(task_run_name="find days with work", **RETRIES)
@@ -77,7 +77,7 @@ def tick_empty_days(parent: str, label: str, slots: list[datetime], dry_run: boo
     runs = [slot_run_id(parent, slot) for slot in slots]
     summaries = {slot: empty_summary(empty, run, slot) for slot, run in zip(slots, runs)}
     if not dry_run:
-        BookingStore().record_empty_runs(runs, slots, "backfill", shard, empty)
+        RunRecords().record_empty_runs(runs, slots, "backfill", shard, empty)
     return Summaries(summaries)
 
 
@@ -96,17 +96,17 @@ class Day:
 @task(task_run_name="tick {label}", **RETRIES)
 def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime], dry_run: bool, shard: Shard,
              history: History) -> Day:
-    store, history = BookingStore(), history.copy()
+    store, records, history = BookingStore(), RunRecords(), history.copy()
     runs = {slot: slot_run_id(parent, slot) for slot in day}
     if not dry_run:
-        store.start_runs(list(runs.values()), day, "backfill", shard)
+        records.start_runs(list(runs.values()), day, "backfill", shard)
     due = store.fetch_due(day[-1], shard)
     plan, slot_of, rejected_at = assign_slots(due, day, todo, dry_run)
     by_id = {b.id: b for b in due}
     rejected = [r for r in plan.rejected if r.booking_id in rejected_at]
     at = [rejected_at[r.booking_id] for r in rejected]
     results: list[tuple[datetime, StepResult]] = list(
-        zip(at, store.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
+        zip(at, records.record_rejections(runs[day[0]], rejected, dry_run, [runs[s] for s in at])))
 
     # what this day's ticks see: the bookings that have a slot in it
     today = Triage([b for b in plan.to_complete if b.id in slot_of],
@@ -128,7 +128,7 @@ def tick_day(parent: str, label: str, day: list[datetime], todo: list[datetime],
     results += queued
     worked = {slot for slot, _ in results}  # the same in a dry run and a real one
     results += sent
-    return Day(summarize_slots(store, runs, results, dry_run), history, worked, stale)
+    return Day(summarize_slots(records, runs, results, dry_run), history, worked, stale)
 
 
 def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run: bool, shard: Shard,
@@ -137,7 +137,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     clock at the day's end (a text stale now expires instead). Returns the queued results, the send
     results (recorded under the day's last slot) and how many texts expired as stale at the send; a dry
     run sends nothing, and counts the queued texts that would have been stale by now."""
-    store, outbox = BookingStore(), Outbox()
+    records, outbox = RunRecords(), Outbox()
     provider_ready = sms_gateway() is not None
     planned = replay_texts(day, outbox.replay_inputs(day[0], day[-1], shard), history, config.feedback_link())
     texts = [text for _, text in planned]
@@ -145,7 +145,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     history.keys.update(text.key for text in texts)
     queued = queued_results(texts, written, provider_ready)
     text_slots = [slot for slot, text in planned if text.key in written]
-    store.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
+    records.record_results(runs[day[-1]], queued, dry_run, [runs[slot] for slot in text_slots])
     results, sends = list(zip(text_slots, queued)), []
     if provider_ready and not dry_run:
         while sent := send_claimed_texts(runs[day[-1]], day[-1], configured_sms_gateway(), shard):
@@ -158,7 +158,7 @@ def queue_and_send_texts(runs: dict[datetime, str], day: list[datetime], dry_run
     return results, sends, sum(1 for _, r in sends if r.outcome == "expired" and r.reason == "stale")
 
 
-def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
+def summarize_slots(records: RunRecords, runs: dict[datetime, str], results: list[tuple[datetime, StepResult]],
                     dry_run: bool) -> dict[datetime, dict]:
     """Each slot's summary, as its tick would have made it; kept on its tick_runs row (not in a dry run)."""
     if dry_run:
@@ -166,12 +166,12 @@ def summarize_slots(store: BookingStore, runs: dict[datetime, str], results: lis
         for slot, result in results:
             by_slot[slot].append(result)
         return {slot: summarize(runs[slot], slot.isoformat(), by_slot[slot], dry_run=True).as_dict() for slot in runs}
-    counts = store.runs_counts(list(runs.values()))
+    counts = records.runs_counts(list(runs.values()))
     empty = summarize_counts("", "", [], 0).as_dict()  # most slots did nothing: one summary, copied
     summaries = {slot: (summarize_counts(run, slot.isoformat(), *counts[run]).as_dict() if run in counts
                         else empty_summary(empty, run, slot))
                  for slot, run in runs.items()}
-    store.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
+    records.finish_runs({runs[slot]: summary for slot, summary in summaries.items()})
     return summaries
 
 
@@ -206,6 +206,21 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
     with_work = find_days_with_work(todo[0], todo[-1], scope) if todo else set()
     empty: list[list[datetime]] = []
 
+    def record_day(advance, day: list[datetime], summaries: dict[datetime, dict] | None,
+                   worked: set[datetime] | frozenset[datetime] = frozenset(), stale: int = 0, publish: bool = True) -> None:
+        """A day that finished (its slots' `summaries`) or failed (None): in the totals, the day rows and
+        the progress bar, and with `publish` in the progress artifact (up to that day)."""
+        if summaries is None:
+            totals.failed_slots += [slot.isoformat() for slot in day]
+            rows.append(day_row(day, None))
+        else:
+            totals.add_day(summaries, set(worked), stale)
+            rows.append(day_row(day, summaries, set(worked), stale))
+        advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
+        if publish:
+            update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
+                                     description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+
     def record_empty(advance) -> None:
         if not empty:
             return
@@ -213,17 +228,9 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
         label = f"{len(empty)} day(s) without work from {empty[0][0]:%Y-%m-%d}"
         state = tick_empty_days(parent, label, quote(slots_), dry_run, scope, return_state=True)
         recorded = state.result().by_slot if state.is_completed() else {}
-        for day in empty:
-            if state.is_completed():
-                summaries = {slot: recorded[slot] for slot in day}
-                totals.add_day(summaries, set(), 0)
-                rows.append(day_row(day, summaries, set(), 0))
-            else:
-                totals.failed_slots += [slot.isoformat() for slot in day]
-                rows.append(day_row(day, None))
-            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
-        update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
-                                 description=f"{totals.ticked} of {len(todo)} slots ticked, up to {empty[-1][-1].isoformat()}")
+        for day in empty:  # the progress artifact once, at the last of them
+            record_day(advance, day, {slot: recorded[slot] for slot in day} if state.is_completed() else None,
+                       publish=day is empty[-1])
         empty.clear()
 
     with progress_bar(len(todo), len(slots)) as advance:
@@ -235,16 +242,12 @@ def backfill(start: datetime, end: datetime, every: str = "10m", dry_run: bool =
             label = f"{day[0]:%Y-%m-%d} ({len(day)} slots)"
             state = tick_day(parent, label, day, quote(todo), dry_run, scope, quote(history), return_state=True)
             if state.is_completed():
-                summaries, history = state.result().summaries, state.result().history
-                totals.add_day(summaries, state.result().worked, state.result().stale)
-                rows.append(day_row(day, summaries, state.result().worked, state.result().stale))
+                ticked = state.result()
+                history = ticked.history
+                record_day(advance, day, ticked.summaries, ticked.worked, ticked.stale)
                 logger.info("%s", ", ".join(f"{k}: {v}" for k, v in rows[-1].items() if v not in ("", 0)))
             else:
-                totals.failed_slots += [slot.isoformat() for slot in day]
-                rows.append(day_row(day, None))
-            advance(len(day), f"{day[-1]:%Y-%m-%d %H:%M} UTC")
-            update_progress_artifact(artifact, progress=100.0 * (totals.ticked + len(totals.failed_slots)) / len(todo),
-                                     description=f"{totals.ticked} of {len(todo)} slots ticked, up to {day[-1].isoformat()}")
+                record_day(advance, day, None)
         record_empty(advance)
     if rows:
         create_table_artifact(rows, key="backfill-days", description="What each day's ticks did")

@@ -31,7 +31,7 @@ from booking_cron.reporting.report import results_frame
 from booking_cron.domain.results import Outcomes, StepResult, summarize, summarize_counts
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.step import configured_sms_gateway, queue_due_texts, send_claimed_texts, sms_gateway
-from booking_cron.storage.store import BookingStore, Range
+from booking_cron.storage.store import BookingStore, Range, RunRecords
 
 # The run's summary is kept (as JSON in Prefect's result storage, counts only) so that whoever
 # started the run can read it from the state the API returns: after a retried state update the
@@ -115,18 +115,18 @@ def send_texts(run_id: str, tick_at: datetime, batch_no: int, shard: Shard) -> l
 
 @task(task_run_name="record tick start", **RETRIES)
 def record_tick_start(run_id: str, tick_at: datetime, trigger: str, shard: Shard = Shard()) -> None:
-    BookingStore().start_run(run_id, tick_at, trigger, shard)
+    RunRecords().start_run(run_id, tick_at, trigger, shard)
 
 
 @task(task_run_name="summarize tick", **RETRIES)
 def summarize_tick(run_id: str, tick_at: datetime, state: str) -> dict:
     """Counts from the database's per-booking results (the record of truth), kept on tick_runs."""
-    store = BookingStore()
-    counts, bookings = store.run_counts(run_id)
+    records = RunRecords()
+    counts, bookings = records.run_counts(run_id)
     summary = summarize_counts(run_id, tick_at.isoformat(), counts, bookings).as_dict()
     summary["receipts"] = Outbox().receipt_counts(tick_at)
     summary["receipts_requested"] = config.status_callback_url() is not None  # sends ask Twilio for them
-    store.finish_run(run_id, state, summary)
+    records.finish_run(run_id, state, summary)
     return summary
 
 

@@ -134,6 +134,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def delete_saved_blocks(*names: str) -> None:
+    """Delete Prefect blocks saved the way `blocks register` saves them (register_blocks_from_environment)
+    from the current Prefect API: those `names`, by default the database's and Twilio's. A test that
+    saves them calls this when it ends (in its `finally`, or a fixture's teardown)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    from blocks import DATABASE_BLOCK, TWILIO_BLOCK, TwilioCredentials
+
+    types = {DATABASE_BLOCK: SqlAlchemyConnector, TWILIO_BLOCK: TwilioCredentials}
+
+    async def delete():
+        async with get_client() as client:
+            for name in names or types:
+                document = await client.read_block_document_by_name(name, types[name].get_block_type_slug())
+                await client.delete_block_document(document.id)
+
+    asyncio.run(delete())
+
+
 @pytest.fixture
 def db(database_url):
     """An autocommit connection to a freshly emptied test database."""

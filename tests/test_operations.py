@@ -24,7 +24,7 @@ from prefect.flows import load_flow_from_entrypoint
 from booking_cron.ops.schedules import with_slugs
 from flows.tick import tick
 from tests import factories as f
-from tests.conftest import free_port
+from tests.conftest import delete_saved_blocks, free_port
 from tests.factories import T
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,6 @@ def test_prefect_deploy_registers_the_cron_schedule(prefect_api, tmp_path):
 def test_blocks_save_from_the_environment_and_load_into_it(prefect_api, monkeypatch, database_url):
     from blocks import DATABASE_BLOCK, TWILIO_BLOCK, TwilioCredentials, load_blocks_into_environment
     from blocks.connections import register_blocks_from_environment
-    from prefect_sqlalchemy import SqlAlchemyConnector
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "ACblocktest")
@@ -91,12 +90,7 @@ def test_blocks_save_from_the_environment_and_load_into_it(prefect_api, monkeypa
         with psycopg.connect(os.environ["DATABASE_URL"]) as conn:  # the block's URL reaches the test DB
             assert conn.execute("select current_database()").fetchone()[0] == urlsplit(database_url).path[1:]
     finally:
-        async def delete():
-            async with get_client() as client:
-                for block_type, name in ((SqlAlchemyConnector, DATABASE_BLOCK), (TwilioCredentials, TWILIO_BLOCK)):
-                    document = await client.read_block_document_by_name(name, block_type.get_block_type_slug())
-                    await client.delete_block_document(document.id)
-        asyncio.run(delete())
+        delete_saved_blocks()
         load_blocks_into_environment(refresh=True)
 
 

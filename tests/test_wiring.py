@@ -5,7 +5,6 @@ holding a real block, two real databases."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from booking_cron.storage import schema
 from tests import hosting
+from tests.conftest import delete_saved_blocks
 from tests.factories import T
 
 SCRIPT = Path(sys.executable).parent / "booking-cron"
@@ -52,20 +52,13 @@ def two_databases(server_url):
 @pytest.fixture
 def saved_block(prefect_api, two_databases):
     """The `booking-cron-db` block saved, the way `deploy` saves it, pointing at database A."""
-    from prefect.client.orchestration import get_client
-    from prefect_sqlalchemy import SqlAlchemyConnector
-
     from blocks import DATABASE_BLOCK
 
     a, _ = two_databases
     done = booking_cron("blocks", "register", DATABASE_URL=a, PREFECT_API_URL=prefect_api)
     assert done.returncode == 0 and DATABASE_BLOCK in done.stdout, done.stdout + done.stderr
     yield a
-    async def delete():
-        async with get_client() as client:
-            document = await client.read_block_document_by_name(DATABASE_BLOCK, SqlAlchemyConnector.get_block_type_slug())
-            await client.delete_block_document(document.id)
-    asyncio.run(delete())
+    delete_saved_blocks(DATABASE_BLOCK)
 
 
 def test_database_url_wins_over_the_saved_block_for_run_audit_and_results(saved_block, two_databases, prefect_api):
@@ -127,10 +120,7 @@ def test_a_socket_directory_is_named_as_short_as_it_can_be(tmp_path, monkeypatch
 
 def test_the_flow_takes_from_blocks_only_what_its_environment_does_not_set(prefect_api, two_databases, monkeypatch):
     """The flow's side of the rule (load_blocks_into_environment), for the database and Twilio alike."""
-    from prefect.client.orchestration import get_client
-    from prefect_sqlalchemy import SqlAlchemyConnector
-
-    from blocks import DATABASE_BLOCK, TWILIO_BLOCK, TwilioCredentials, load_blocks_into_environment
+    from blocks import DATABASE_BLOCK, TWILIO_BLOCK, load_blocks_into_environment
     from blocks.connections import register_blocks_from_environment
 
     a, b = two_databases
@@ -160,9 +150,4 @@ def test_the_flow_takes_from_blocks_only_what_its_environment_does_not_set(prefe
         assert load_blocks_into_environment(refresh=True) == [DATABASE_BLOCK, TWILIO_BLOCK]
         assert os.environ["DATABASE_URL"] == a
     finally:
-        async def delete():
-            async with get_client() as client:
-                for block_type, name in ((SqlAlchemyConnector, DATABASE_BLOCK), (TwilioCredentials, TWILIO_BLOCK)):
-                    document = await client.read_block_document_by_name(name, block_type.get_block_type_slug())
-                    await client.delete_block_document(document.id)
-        asyncio.run(delete())
+        delete_saved_blocks()

@@ -12,7 +12,7 @@ from booking_cron.sms.gateway import SmsGateway, TwilioGateway
 from booking_cron.sms.outbox import Outbox
 from booking_cron.sms.rate import SendRate
 from booking_cron.sms.sender import LEASE, Sender, send_clock
-from booking_cron.storage.store import BookingStore
+from booking_cron.storage.store import RunRecords
 from booking_cron.domain.texts.phones import mask_phone
 from booking_cron.domain.texts.plan import PlannedText, plan_texts
 
@@ -48,7 +48,7 @@ def queue_due_texts(run_id: str, tick_at: datetime, dry_run: bool, provider_read
     planned = plan_texts(tick_at, bookings, orgs, schedules, existing, config.feedback_link())
     written = outbox.enqueue(run_id, planned, dry_run)
     results = queued_results(planned, written, provider_ready)
-    BookingStore().record_results(run_id, results, dry_run)
+    RunRecords().record_results(run_id, results, dry_run)
     crash_point("after_queue")
     return results
 
@@ -76,5 +76,5 @@ def send_claimed_texts(run_id: str, tick_at: datetime, gateway: SmsGateway, shar
     sender = Sender(outbox, gateway, SendRate.from_config(account_key()), concurrency=config.sms_concurrency(),
                     backoff=config.sms_backoff(), clock=clock)
     results = sender.deliver(texts, quiet, budget)
-    BookingStore().record_results(run_id, results)
+    RunRecords().record_results(run_id, results)
     return results

@@ -325,11 +325,15 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
 
 
 @contextmanager
-def transaction(url: str | None = None, dry_run: bool = False) -> Iterator[psycopg.Cursor]:
-    """A cursor in its own transaction; with dry_run the transaction is rolled back at the end."""
+def transaction(url: str | None = None, dry_run: bool = False,
+                statement_timeout: str | None = None) -> Iterator[psycopg.Cursor]:
+    """A cursor in its own transaction on a pooled connection; with dry_run the transaction is rolled
+    back at the end. `statement_timeout` (e.g. "5s") bounds each statement of this transaction only."""
     with connection(url) as conn:
         with conn.transaction():
             with conn.cursor() as cur:
+                if statement_timeout is not None:
+                    cur.execute("select set_config('statement_timeout', %s, true)", (statement_timeout,))
                 yield cur
                 if dry_run:
                     raise psycopg.Rollback()

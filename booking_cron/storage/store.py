@@ -1,7 +1,10 @@
-"""The bookings store: every read and write the tick makes to PostgreSQL, one method each.
+"""The bookings store: every read and write the tick makes to PostgreSQL, one method each: on the
+bookings and packs (BookingStore), and on the record of what each run did (RunRecords).
 
-Each write is one set-based statement over an id array, in its own transaction. With
-dry_run the transaction is rolled back, so a dry run reports exactly what a tick would do.
+Each write is one set-based statement, in its own transaction: the tick's over a key range of the
+work, a backfill's over the id arrays its flow assigned to slots, completing and deducting by the
+same text (COMPLETE_STATEMENT, DEDUCT_STATEMENT). With dry_run the transaction is rolled back, so
+a dry run reports exactly what a tick would do.
 """
 
 from __future__ import annotations
@@ -77,60 +80,95 @@ select distinct k::text from (
 ) d where (d.n - 1) %% %(size)s = 0 order by 1
 """
 
-# One range of due bookings, completed in one statement: every outcome is recorded in tick_results
-# (a row too broken to touch is rejected and stays confirmed; a row the app changed while this
-# statement waited for it is skipped), each completion in tick_completions. Returns counts.
-COMPLETE_RANGE = """
-with due as (
-  select b.id, b.purchase_id, """ + REJECTION + """ as rejection
+# Completing and deducting, each written once. The tick's statements take their work from the
+# database by key range (*_RANGE_DUE, *_RANGE_OWED below); a backfill's take it by id array from
+# the flow (which triaged and assigned each booking to a slot: *_IDS_DUE, *_IDS_OWED), each booking
+# with its own slot's run id (%(runs)s, parallel to %(ids)s; null means %(run)s for all). What is
+# done to that work, and recorded, is the same text.
+
+# One range of due bookings (the tick), each with its run id and why it is too broken to touch.
+COMPLETE_RANGE_DUE = """
+  select b.id, %(run)s::uuid as run, """ + REJECTION + """ as rejection
   from public.bookings b
-  where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """{range}
+  where b.status = 'confirmed' and b.end_time <= %(tick_at)s and """ + in_shard_sql("b.org_id") + """{range}"""
+
+# The bookings a backfill's day completes, already triaged: none is rejected here. One the app
+# deleted or changed meanwhile is not confirmed, so it is skipped.
+COMPLETE_IDS_DUE = """
+  select x.id, coalesce(x.run, %(run)s::uuid) as run, null::text as rejection
+  from unnest(%(ids)s::uuid[], %(runs)s::uuid[]) as x(id, run)"""
+
+# Complete `due` in one statement: every outcome is recorded in tick_results under its booking's
+# run (a row too broken to touch is rejected and stays confirmed; a row the app changed while this
+# statement waited for it is skipped), each completion in tick_completions.
+COMPLETE_STATEMENT = """
+with due as ({due}
 ),
 done as (
   update public.bookings b
   set status = 'completed', updated_at = now()
   from due d
   where b.id = d.id and d.rejection is null and b.status = 'confirmed'
-  returning b.id, b.purchase_id
+  returning b.id, b.purchase_id, d.run
 ),
 marked as (
   insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
-  select d.id, d.purchase_id, %(run)s::uuid, case when d.purchase_id is null then 'no_pack' end
+  select d.id, d.purchase_id, d.run, case when d.purchase_id is null then 'no_pack' end
   from done d
   on conflict (booking_id) do nothing
 ),
 outcomes as (
-  select d.id, 'complete' as step, 'completed' as outcome, null as reason from done d
+  select d.id, d.run, 'complete' as step, 'completed' as outcome, null as reason from done d
   union all
-  select d.id, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
+  select d.id, d.run, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
   union all
-  select x.id, 'complete', 'skipped', 'no_longer_confirmed'
-  from due x where x.rejection is null and not exists (select 1 from done d where d.id = x.id)
+  select s.id, s.run, 'complete', 'skipped', 'no_longer_confirmed'
+  from (select x.id, x.run from due x where x.rejection is null
+        except select d.id, d.run from done d) s  -- a set difference: not a nested loop over the CTEs
 ),
 recorded as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s::uuid, o.id, o.step, o.outcome, o.reason from outcomes o
+  select o.run, o.id, o.step, o.outcome, o.reason from outcomes o
   on conflict do nothing
 ),
 rejected as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s::uuid, x.id, 'complete', 'rejected', x.rejection from due x where x.rejection is not null
+  select x.run, x.id, 'complete', 'rejected', x.rejection from due x where x.rejection is not null
   on conflict (flow_run_id, booking_id, step)
     do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now()
 )
+"""
+
+# The tick's: counts by `step:outcome`.
+COMPLETE_RANGE = COMPLETE_STATEMENT.replace("{due}", COMPLETE_RANGE_DUE) + """
 select o.step || ':' || o.outcome, count(*)::int from outcomes o group by 1
 union all
 select 'complete:rejected', count(*)::int from due x where x.rejection is not null
 """
 
-# One range of packs: the sessions owed for the bookings ticks completed on them (this tick's and
-# any an interrupted tick left), taken through use_sessions() in one statement. A pack is never
-# split between ranges, so each range's outcome is independent of the others'. Returns counts.
-DEDUCT_RANGE = """
-with owed as (
-  select tc.booking_id, b.purchase_id, """ + REJECTION + """ as rejection
+# A backfill's: each outcome (those other than `completed` only, unless %(all)s).
+COMPLETE_BOOKINGS = COMPLETE_STATEMENT.replace("{due}", COMPLETE_IDS_DUE) + """
+select o.id::text, o.step, o.outcome, o.reason from outcomes o
+where %(all)s or o.outcome <> 'completed'
+"""
+
+# One range of packs (the tick): the sessions owed for the bookings ticks completed on them (this
+# tick's and any an interrupted tick left). A pack is never split between ranges, so each range's
+# outcome is independent of the others'.
+DEDUCT_RANGE_OWED = """
+  select tc.booking_id, b.purchase_id, %(run)s::uuid as run, """ + REJECTION + """ as rejection
   from public.tick_completions tc join public.bookings b on b.id = tc.booking_id
-  where tc.deduction is null and tc.purchase_id is not null and """ + in_shard_sql("b.org_id") + """{range}
+  where tc.deduction is null and tc.purchase_id is not null and """ + in_shard_sql("b.org_id") + """{range}"""
+
+# A backfill's batch, already triaged and on a pack (booking_cron.domain.due.deduction_batches).
+DEDUCT_IDS_OWED = """
+  select x.booking_id, x.purchase_id, coalesce(x.run, %(run)s::uuid) as run, null::text as rejection
+  from unnest(%(ids)s::uuid[], %(purchases)s::uuid[], %(runs)s::uuid[]) as x(booking_id, purchase_id, run)"""
+
+# Take the sessions `owed` through use_sessions() in one statement; every outcome recorded under
+# its booking's run.
+DEDUCT_STATEMENT = """
+with owed as ({owed}
 ),
 outcome as (
   select u.booking_id, u.outcome
@@ -148,86 +186,33 @@ marked as (
 ),
 recorded as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s::uuid, o.booking_id, 'deduct',
+  select w.run, o.booking_id, 'deduct',
          case when o.outcome = 'deducted' then 'deducted' else 'not_deducted' end,
          nullif(o.outcome, 'deducted')
-  from outcome o
+  from outcome o join owed w on w.booking_id = o.booking_id
   on conflict do nothing
 ),
 rejected as (
   insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select %(run)s::uuid, x.booking_id, 'complete', 'rejected', x.rejection from owed x where x.rejection is not null
+  select x.run, x.booking_id, 'complete', 'rejected', x.rejection from owed x where x.rejection is not null
   on conflict (flow_run_id, booking_id, step)
     do update set outcome = excluded.outcome, reason = excluded.reason, recorded_at = now()
 )
+"""
+
+# The tick's: counts by `step:outcome`.
+DEDUCT_RANGE = DEDUCT_STATEMENT.replace("{owed}", DEDUCT_RANGE_OWED) + """
 select 'deduct:' || o.outcome, count(*)::int from outcome o group by 1
 union all
 select 'complete:rejected', count(*)::int from owed x where x.rejection is not null
 """
 
-RUN_RESULTS = "select booking_id::text, step, outcome, reason, detail from public.tick_results where flow_run_id = %s"
-
-# %(runs)s: a backfill's per-booking slot run ids, parallel to the ids; null means %(run)s for all.
-SLOT_RUNS = """
-slot as (
-  select x.id, x.run from unnest(%(ids)s::uuid[], %(runs)s::uuid[]) as x(id, run) where %(runs)s::uuid[] is not null
-)"""
-
-COMPLETE_BOOKINGS = """
-with """ + SLOT_RUNS + """,
-done as (
-  update public.bookings b
-  set status = 'completed', updated_at = now()
-  where b.id = any(%(ids)s::uuid[]) and b.status = 'confirmed'
-  returning b.id, b.purchase_id
-),
-marked as (
-  insert into public.tick_completions (booking_id, purchase_id, flow_run_id, deduction)
-  select d.id, d.purchase_id, coalesce(s.run, %(run)s::uuid), case when d.purchase_id is null then 'no_pack' end
-  from done d left join slot s on s.id = d.id
-  on conflict (booking_id) do nothing
-),
-outcomes as (
-  select d.id, 'complete' as step, 'completed' as outcome, null as reason from done d
-  union all
-  select d.id, 'deduct', 'not_deducted', 'no_pack' from done d where d.purchase_id is null
-  union all
-  select x.id, 'complete', 'skipped', 'no_longer_confirmed'
-  from unnest(%(ids)s::uuid[]) as x(id)
-  where not exists (select 1 from done d where d.id = x.id)
-),
-recorded as (
-  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select coalesce(s.run, %(run)s::uuid), o.id, o.step, o.outcome, o.reason
-  from outcomes o left join slot s on s.id = o.id
-  on conflict do nothing
-)
-select o.id::text, o.step, o.outcome, o.reason from outcomes o
-where %(all)s or o.outcome <> 'completed'
-"""
-
-DEDUCT_SESSIONS = """
-with """ + SLOT_RUNS + """,
-outcome as (
-  select u.booking_id, u.outcome from public.use_sessions(%(purchases)s::uuid[], %(ids)s::uuid[]) u
-),
-marked as (
-  update public.tick_completions tc
-  set deduction = coalesce(tc.deduction, o.outcome)
-  from outcome o
-  where tc.booking_id = o.booking_id
-),
-recorded as (
-  insert into public.tick_results (flow_run_id, booking_id, step, outcome, reason)
-  select coalesce(s.run, %(run)s::uuid), o.booking_id,
-         'deduct',
-         case when o.outcome = 'deducted' then 'deducted' else 'not_deducted' end,
-         nullif(o.outcome, 'deducted')
-  from outcome o left join slot s on s.id = o.booking_id
-  on conflict do nothing
-)
+# A backfill's: each booking's outcome.
+DEDUCT_SESSIONS = DEDUCT_STATEMENT.replace("{owed}", DEDUCT_IDS_OWED) + """
 select o.booking_id::text, o.outcome from outcome o
 """
+
+RUN_RESULTS = "select booking_id::text, step, outcome, reason, detail from public.tick_results where flow_run_id = %s"
 
 # Sessions taken for bookings that were cancelled since: given back through release_sessions(),
 # once each (a concurrent tick's give-back comes back already_released and is not recorded).
@@ -314,7 +299,7 @@ where spans.lo <= spans.hi
 """
 
 
-class BookingStore:
+class _Store:
     """PostgreSQL through psycopg 3; `url=None` means DATABASE_URL or the embedded server."""
 
     def __init__(self, url: str | None = None):
@@ -322,6 +307,10 @@ class BookingStore:
 
     def _transaction(self, dry_run: bool = False):
         return database.transaction(self.url, dry_run)
+
+
+class BookingStore(_Store):
+    """The bookings and packs: what is due, completing it and deducting for it, giving sessions back."""
 
     def fetch_due(self, tick_at: datetime, shard: Shard = ALL) -> list[DueBooking]:
         with self._transaction() as cur:
@@ -419,6 +408,17 @@ class BookingStore:
             cur.execute(REINSTATE_CANCELLED, {"run": run_id, "shard": shard.index, "shards": shard.count})
             return [StepResult(booking_id, REINSTATE, "reinstated") for (booking_id,) in cur]
 
+    def days_with_work(self, first: datetime, last: datetime, shard: Shard = ALL) -> set:
+        """The UTC dates from `first` to `last` whose slots could have work (DAYS_WITH_WORK)."""
+        with self._transaction() as cur:
+            cur.execute(DAYS_WITH_WORK, {"first": first, "last": last, **_shard(shard)})
+            return {day for (day,) in cur}
+
+
+class RunRecords(_Store):
+    """What ticks did, kept beside the rows they changed: each run's record (tick_runs, with its
+    shard, state and summary) and its per-booking results (tick_results)."""
+
     def record_results(self, run_id: str, results: Sequence[StepResult], dry_run: bool = False,
                        runs: Sequence[str] | None = None) -> None:
         if not results:
@@ -475,12 +475,6 @@ class BookingStore:
                 {"runs": list(run_ids), "times": list(tick_times), "trigger": trigger,
                  "shard": shard.index, "shards": shard.count},
             )
-
-    def days_with_work(self, first: datetime, last: datetime, shard: Shard = ALL) -> set:
-        """The UTC dates from `first` to `last` whose slots could have work (DAYS_WITH_WORK)."""
-        with self._transaction() as cur:
-            cur.execute(DAYS_WITH_WORK, {"first": first, "last": last, **_shard(shard)})
-            return {day for (day,) in cur}
 
     def record_empty_runs(self, run_ids: Sequence[str], tick_times: Sequence[datetime], trigger: str,
                           shard: Shard, empty: dict) -> None:

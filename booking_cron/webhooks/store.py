@@ -125,8 +125,7 @@ def _sending_now(url: str | None) -> bool:
 
 def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | None,
                    text_id: str | None = None) -> Receipt:
-    with database.transaction(url) as cur:
-        cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+    with database.transaction(url, statement_timeout=STATEMENT_TIMEOUT) as cur:
         row = cur.execute(TEXT_BY_SID, (sid,)).fetchone()
         sent_after_all = row is None and text_id is not None
         if sent_after_all:
@@ -148,8 +147,7 @@ def _apply_receipt(sid: str, reported: str, error_code: str | None, url: str | N
 def handle_reply(sid: str, from_phone: str, to_phone: str, service_sid: str, body: str,
                  url: str | None = None) -> Reply:
     action = rules.reply_action(body)
-    with database.transaction(url) as cur:
-        cur.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+    with database.transaction(url, statement_timeout=STATEMENT_TIMEOUT) as cur:
         orgs = [org for (org,) in cur.execute(ORGS_OF_SENDER, {"to": to_phone, "service": service_sid})]
         inserted = cur.execute(RECORD_REPLY, {"sid": sid, "from": from_phone, "to": to_phone, "orgs": orgs,
                                               "body": body, "action": action}).fetchone()
