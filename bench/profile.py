@@ -3,6 +3,7 @@ rows each table gained or changed and the WAL each design wrote, for the tick an
 set-based statement over the same data, beside their times.
 
     python -m bench.profile --n 100000 --n 1000000
+    python -m bench.profile --n 1000000 --explain   # the plans of one complete and one deduct batch
 
 Each design runs on its own freshly loaded database of the same server. WAL is read from the
 server's insert position before and after, so run it on a server nothing else writes to at the
@@ -91,12 +92,54 @@ def profile(server: str, n: int) -> dict:
     return out
 
 
+def explain(server: str, n: int) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS, WAL) of the tick's statements for one batch in the middle of n due
+    bookings: the complete batch, then (after every batch is completed) one deduct batch; printed."""
+    import uuid
+
+    from booking_cron.domain.due import ALL
+    from booking_cron.storage.store import COMPLETE_RANGE, DEDUCT_RANGE, BookingStore, RunRecords, key_range
+
+    with scratch_database(server, f"explain_{n}") as url:
+        load_due(url, n)
+        analyze(url)
+        run = str(uuid.uuid4())
+        RunRecords(url).start_run(run, T, "bench")
+        store = BookingStore(url)
+        shard = {"shard": ALL.index, "shards": ALL.count}
+        ranges = store.plan_complete_ranges(T)
+        middle = ranges[len(ranges) // 2]
+        with psycopg.connect(url) as conn:
+            plan = conn.execute("explain (analyze, buffers, wal) " + COMPLETE_RANGE.replace(
+                "{range}", key_range("b.id", *middle)), {"run": run, "tick_at": T, "lo": middle[0],
+                                                         "hi": middle[1], **shard}).fetchall()
+            conn.commit()
+        print(f"-- complete, one batch of {len(ranges)} over {n} due\n" + "\n".join(r[0] for r in plan), flush=True)
+        for key in ranges:
+            if key != middle:
+                store.complete_range(run, T, ALL, key)
+        analyze(url)
+        packs = store.plan_deduct_ranges(ALL)
+        middle = packs[len(packs) // 2]
+        with psycopg.connect(url) as conn:
+            plan = conn.execute("explain (analyze, buffers, wal) " + DEDUCT_RANGE.replace(
+                "{range}", key_range("tc.purchase_id", *middle)), {"run": run, "lo": middle[0],
+                                                                  "hi": middle[1], **shard}).fetchall()
+            conn.rollback()
+        print(f"-- deduct, one batch of {len(packs)}\n" + "\n".join(r[0] for r in plan), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, action="append", help="due bookings (repeatable); default 100000")
     parser.add_argument("--server", default=None, help="PostgreSQL server URL (default: the embedded one)")
+    parser.add_argument("--explain", action="store_true", help="print the plans of one complete and one deduct batch")
     args = parser.parse_args()
     server = args.server or os.environ.get("BENCH_SERVER_URL") or database.embedded_url()
+    if args.explain:
+        for n in args.n or [100_000]:
+            explain(server, n)
+        return
     with prefect_server():
         for n in args.n or [100_000]:
             result = profile(server, n)
